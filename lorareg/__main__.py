@@ -1,0 +1,5 @@
+"""``python -m lorareg`` runs the CLI."""
+
+from lorareg.cli import main
+
+main()

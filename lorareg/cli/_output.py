@@ -1,0 +1,38 @@
+"""Printing for the CLI: JSON, safe human text, and the one-line error format.
+
+Text that comes from files or servers (tensor names, metadata, manifest strings) may hold terminal
+control sequences; :func:`safe_text` replaces them before anything reaches a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import unicodedata
+from typing import Any
+
+
+def print_json(data: Any) -> None:
+    """Print ``data`` as indented JSON on stdout (keys in insertion order, non-ASCII kept)."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def safe_text(text: object, *, limit: int | None = None) -> str:
+    """Return ``text`` with control characters (C0, C1, DEL, bidi overrides) shown as ``\\xNN`` escapes."""
+    out = []
+    for ch in str(text):
+        if ch in "\n\t":
+            out.append(" ")
+        elif unicodedata.category(ch) in ("Cc", "Cf") or ch == "\x7f":
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    result = "".join(out)
+    if limit is not None and len(result) > limit:
+        result = result[: limit - 1] + "…"
+    return result
+
+
+def error_line(message: str) -> None:
+    """Write ``error: <message>`` as a single safe line on stderr."""
+    sys.stderr.write("error: " + safe_text(message) + "\n")
