@@ -15,3 +15,11 @@ def skip_or_fail(reason: str) -> None:
     if os.environ.get("LORAREG_REQUIRE_SERVICES") == "1":
         pytest.fail(f"required service unavailable: {reason}")
     pytest.skip(reason)
+
+# Fixture plugins, one module per concern (adapters, keys, external services, live lorareg servers).
+pytest_plugins = [
+    "tests.fixtures.adapters",
+    "tests.fixtures.keys",
+    "tests.fixtures.services",
+    "tests.fixtures.server",
+]
