@@ -12,9 +12,20 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "attribution",
+    "inspect_file",
+    "load_verified_lora",
+    "save_image",
+    "unload_lora",
 ]
 
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {
+    "attribution": "lorareg.attribution",
+    "inspect_file": "lorareg.inspect",
+    "load_verified_lora": "lorareg.loader",
+    "save_image": "lorareg.attribution",
+    "unload_lora": "lorareg.loader",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -5,16 +5,9 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-
-def skip_or_fail(reason: str) -> None:
-    """Skip when a service truly cannot start here; fail in CI, where every service must run."""
-    if os.environ.get("LORAREG_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"required service unavailable: {reason}")
-    pytest.skip(reason)
+from tests.fixtures.services import skip_or_fail  # noqa: E402,F401  (lives there; re-exported here)
 
 # Fixture plugins, one module per concern (adapters, keys, external services, live lorareg servers).
 pytest_plugins = [
@@ -22,4 +15,5 @@ pytest_plugins = [
     "tests.fixtures.keys",
     "tests.fixtures.services",
     "tests.fixtures.server",
+    "tests.fixtures.registry",
 ]

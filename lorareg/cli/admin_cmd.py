@@ -1,9 +1,163 @@
-"""CLI commands: placeholder until this command group is built."""
+"""``lorareg admin …``: publishers, API tokens and users, acting on the data directory directly.
+
+No server is needed: the commands open the same registry the server would (``--data``, else
+``LORAREG_HOME``, else ``./lorareg-data``; PostgreSQL/S3 from the ``LORAREG_*`` settings) and call the
+service's admin functions. The exact forms are a contract for scripts (``docs/registry.md``); ``--json``
+prints ``{"token": "lrg_…", …}``. A token's secret is printed once and never stored.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import typer
+
+from lorareg.cli._output import print_json, safe_text
+
+if TYPE_CHECKING:
+    from lorareg.registry.service import Registry
+
+_DATA_HELP = "Data directory (database, blobs, registry key). Default: LORAREG_HOME or ./lorareg-data."
+_ROLES_HELP = "admin, reviewer or publisher"
+
+admin_app = typer.Typer(
+    help="Manage publishers, API tokens and users (acts on the data directory).", no_args_is_help=True
+)
+publisher_app = typer.Typer(help="Register publisher namespaces and keys.", no_args_is_help=True)
+token_app = typer.Typer(help="Create, revoke and list API tokens.", no_args_is_help=True)
+user_app = typer.Typer(help="Add and list users.", no_args_is_help=True)
+admin_app.add_typer(publisher_app, name="publisher")
+admin_app.add_typer(token_app, name="token")
+admin_app.add_typer(user_app, name="user")
+
+DataOption = typer.Option(None, "--data", help=_DATA_HELP)
+JsonOption = typer.Option(False, "--json", help="Print JSON.")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add ``admin`` to the root app."""
+    app.add_typer(admin_app, name="admin")
+
+
+@publisher_app.command("add")
+def publisher_add(
+    namespace: str = typer.Argument(..., help="Namespace the key may publish into (e.g. acme)."),
+    key: Path = typer.Option(..., "--key", help="The publisher's public key (PEM, P-256)."),
+    data: Path | None = DataOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Register NAMESPACE and a publisher key for it; print a publish token for that namespace."""
+    from lorareg.signing.keys import read_key_file
+
+    registry = _open(data)
+    record = registry.add_publisher(namespace, read_key_file(key).decode("utf-8", "replace"))
+    issued = registry.create_token(role="publisher", namespace=namespace)
+    if as_json:
+        print_json(
+            {
+                "token": issued.secret,
+                "token_id": issued.token_id,
+                "namespace": namespace,
+                "keyid": record.keyid,
+            }
+        )
+        return
+    typer.echo(f"namespace {safe_text(namespace)}: key {record.keyid} registered")
+    typer.echo(f"publish token (shown once; id {issued.token_id}):")
+    typer.echo(issued.secret)
+
+
+@token_app.command("create")
+def token_create(
+    role: str = typer.Option(..., "--role", help=_ROLES_HELP),
+    namespace: str | None = typer.Option(
+        None, "--namespace", help="Namespace (required for publisher tokens)."
+    ),
+    expires: str | None = typer.Option(
+        None, "--expires", help="Lifetime such as 30d, 12h, 2w (default: none)."
+    ),
+    user: str | None = typer.Option(None, "--user", help="User the token belongs to."),
+    data: Path | None = DataOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Create an API token and print it (once)."""
+    from lorareg.registry.auth import parse_duration
+
+    until = None if expires is None else datetime.now(UTC) + parse_duration(expires)
+    issued = _open(data).create_token(role=role, namespace=namespace, expires=until, user=user)
+    expiry = None if until is None else issued.record.to_json()["expires"]
+    if as_json:
+        print_json({"token": issued.secret, "token_id": issued.token_id, "role": role, "expires": expiry})
+        return
+    typer.echo(f"{role} token {issued.token_id} (expires: {expiry or 'never'}; shown once):")
+    typer.echo(issued.secret)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: str = typer.Argument(..., help="The token's id (from token list), not the secret."),
+    data: Path | None = DataOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Revoke a token at once."""
+    record = _open(data).revoke_token(token_id)
+    if as_json:
+        print_json(record.to_json())
+        return
+    typer.echo(f"token {record.token_id} revoked")
+
+
+@token_app.command("list")
+def token_list(data: Path | None = DataOption, as_json: bool = JsonOption) -> None:
+    """List tokens (ids, roles, scopes, namespaces, expiry, revocation; never secrets)."""
+    records = _open(data).list_tokens()
+    if as_json:
+        print_json({"tokens": [r.to_json() for r in records]})
+        return
+    for r in records:
+        j = r.to_json()
+        state = "revoked" if r.revoked_at else ("expires " + j["expires"] if r.expires else "no expiry")
+        scope = ",".join(r.scopes)
+        typer.echo(f"{r.token_id}  {r.role:<9} {safe_text(r.namespace or '-'):<16} {scope:<24} {state}")
+
+
+@user_app.command("add")
+def user_add(
+    name: str = typer.Argument(..., help="User name."),
+    role: str = typer.Option(..., "--role", help=_ROLES_HELP),
+    data: Path | None = DataOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Add a user with a role."""
+    record = _open(data).add_user(name, role=role)
+    if as_json:
+        print_json(record.to_json())
+        return
+    typer.echo(f"user {safe_text(record.name)} added ({record.role})")
+
+
+@user_app.command("list")
+def user_list(data: Path | None = DataOption, as_json: bool = JsonOption) -> None:
+    """List users."""
+    records = _open(data).list_users()
+    if as_json:
+        print_json({"users": [r.to_json() for r in records]})
+        return
+    for r in records:
+        typer.echo(f"{safe_text(r.name)}  {r.role}")
+
+
+def _open(data: Path | None) -> Registry:
+    """The registry the server would open for these settings (``--data`` wins over ``LORAREG_HOME``)."""
+    from lorareg.registry.service import open_registry
+    from lorareg.server.config import settings_from_env
+
+    settings = settings_from_env().with_overrides(home=data)
+    return open_registry(
+        settings.home,
+        database_url=settings.database_url,
+        storage=settings.storage,
+        s3_endpoint=settings.s3_endpoint,
+    )

@@ -1,9 +1,68 @@
-"""CLI commands: placeholder until this command group is built."""
+"""``lorareg provenance IMAGE.png``: which adapters an image says made it, and what became of them since.
+
+Reads the image's ``lorareg`` and ``parameters`` chunks (written by ``lorareg.save_image``); with a
+registry (``--registry`` or ``LORAREG_REGISTRY``) asks it for each adapter's current status by SHA-256
+(active, yanked, revoked and why). Offline it reports what the image claims, and says so: an image's
+chunks are unsigned text anyone can write.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from lorareg.cli._output import print_json, safe_text
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add ``provenance`` to the root app."""
+    app.command("provenance")(provenance)
+
+
+def provenance(
+    image: Path = typer.Argument(..., help="A PNG written by lorareg.save_image (or any A1111 PNG)."),
+    registry: str | None = typer.Option(
+        None, "--registry", envvar="LORAREG_REGISTRY", help="Registry URL to ask for current status."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Report the adapters an image claims and, with a registry, their current status."""
+    from lorareg.attribution import current_status, read_provenance
+
+    claimed = read_provenance(image)
+    statuses = None
+    if registry:
+        from lorareg.client import Client
+
+        with Client(registry) as client:
+            statuses = current_status(claimed, client.resolve)
+    rows = [_row(use.to_json(), None) for use in claimed.adapters]
+    if statuses is not None:
+        rows = [_row(s.adapter.to_json(), {"status": s.status, "reason": s.reason}) for s in statuses]
+    if as_json:
+        print_json({"image": str(image), "registry": registry, "adapters": rows, "parameters": claimed.parameters})
+        return
+    _print_human(image, registry, rows, claimed.parameters)
+
+
+def _row(use: dict[str, Any], status: dict[str, Any] | None) -> dict[str, Any]:
+    row = dict(use)
+    row["status"] = status["status"] if status else "unchecked"
+    row["status_reason"] = status["reason"] if status else None
+    return row
+
+
+def _print_human(image: Path, registry: str | None, rows: list[dict[str, Any]], parameters: str | None) -> None:
+    typer.echo(f"{safe_text(image)}: {len(rows)} lorareg adapter(s)")
+    if not rows and parameters:
+        typer.echo("  no lorareg chunk; A1111 parameters: " + safe_text(parameters, limit=200))
+    for row in rows:
+        status = row["status"] + (f" ({safe_text(row['status_reason'])})" if row["status_reason"] else "")
+        typer.echo(f"  {safe_text(row['ref'])}  weight {row['weight']:g}  {status}")
+        typer.echo(f"    sha256 {safe_text(row['sha256'])}  licence {safe_text(row['license'] or '-')}")
+        if row["creators"]:
+            typer.echo("    creators: " + ", ".join(safe_text(c) for c in row["creators"]))
+    if registry is None and rows:
+        typer.echo("(offline: statuses are what the image claims; pass --registry to check them)")

@@ -1,9 +1,202 @@
-"""CLI commands: placeholder until this command group is built."""
+"""Registry commands: ``publish``, ``pull``, ``search``, ``show``, ``yank``, ``unyank``.
+
+Each command parses its options, calls :class:`lorareg.client.Client` (and ``lorareg.signing`` to sign
+before publishing) and prints; all checks live in the library. The registry URL and token come from
+``--registry``/``--token`` or ``LORAREG_REGISTRY``/``LORAREG_TOKEN``. Progress bars go to stderr so that
+stdout carries only the result (a ref and digest, a path, or JSON).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import typer
+
+from lorareg.cli._output import print_json, safe_text
+
+if TYPE_CHECKING:
+    from lorareg.client import Progress
+
+DEFAULT_REGISTRY = "http://127.0.0.1:8000"
+
+_REGISTRY = typer.Option(DEFAULT_REGISTRY, "--registry", envvar="LORAREG_REGISTRY", help="Registry URL.")
+_TOKEN = typer.Option(None, "--token", envvar="LORAREG_TOKEN", help="API token (lrg_…).", show_default=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add the registry commands to the root app."""
+    app.command("publish")(publish)
+    app.command("pull")(pull)
+    app.command("search")(search)
+    app.command("show")(show)
+    app.command("yank")(yank)
+    app.command("unyank")(unyank)
+
+
+def publish(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="The .safetensors adapter."),
+    manifest: Path = typer.Option(
+        ..., "--manifest", exists=True, dir_okay=False, help="manifest.toml draft."
+    ),
+    key: Path = typer.Option(..., "--key", exists=True, dir_okay=False, help="Publisher private key (PEM)."),
+    registry: str = _REGISTRY,
+    token: str | None = _TOKEN,
+) -> None:
+    """Sign FILE with its manifest and upload it; print name@version and the sha256."""
+    from lorareg.client import Client
+    from lorareg.manifest_complete import ManifestDraft
+    from lorareg.signing.sign import sign_file
+
+    draft = ManifestDraft.from_toml(manifest.read_bytes())
+    bundle = sign_file(file, draft, _load_key(key))
+    with Client(registry, token) as client, _progress("uploading") as progress:
+        version = client.publish(file, bundle, progress=progress)
+    typer.echo(f"{safe_text(version['ref'])}")
+    typer.echo(f"sha256:{safe_text(version['sha256'])}")
+
+
+def pull(
+    ref: str = typer.Argument(..., help="ns/name, ns/name@version, or one of the six hashes."),
+    verify: bool = typer.Option(
+        True, "--verify/--no-verify", help="Verify signature, trust, revocation, policy."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", file_okay=False, help="Also copy the file into this directory."
+    ),
+    trust: Path | None = typer.Option(
+        None, "--trust", dir_okay=False, help="Trust file (default ~/.config/lorareg/trust.toml)."
+    ),
+    registry: str = _REGISTRY,
+    token: str | None = _TOKEN,
+) -> None:
+    """Download REF into the local cache, verify it, and print the local path."""
+    from lorareg.client import Client
+
+    store, policy = _load_trust(trust) if verify else (None, None)
+    with Client(registry, token) as client, _progress("downloading") as progress:
+        path = client.pull(ref, verify=verify, trust=store, policy=policy, out_dir=out, progress=progress)
+    typer.echo(str(path))
+
+
+def search(
+    query: str | None = typer.Argument(
+        None, help="Words matched against name, description, trigger words, creators, tags."
+    ),
+    family: str | None = typer.Option(
+        None, "--family", help="Base family (sd1, sdxl, sd3, flux1, flux2, …)."
+    ),
+    license_id: str | None = typer.Option(None, "--license", help="Licence id, e.g. CC-BY-4.0."),
+    limit: int = typer.Option(20, "--limit", min=1, max=100, help="Results per page."),
+    as_json: bool = typer.Option(False, "--json", help="Print the API's JSON."),
+    registry: str = _REGISTRY,
+    token: str | None = _TOKEN,
+) -> None:
+    """Search the catalogue (active versions; yanked and revoked are hidden)."""
+    from lorareg.client import Client
+
+    with Client(registry, token) as client:
+        page = client.search(query, family=family, license=license_id, limit=limit)
+    if as_json:
+        print_json(page)
+        return
+    for item in page["items"]:
+        typer.echo(_summary_line(item))
+    if not page["items"]:
+        typer.echo("no adapters found", err=True)
+
+
+def show(
+    ref: str = typer.Argument(..., help="ns/name, ns/name@version, or a hash."),
+    as_json: bool = typer.Option(False, "--json", help="Print the API's JSON."),
+    registry: str = _REGISTRY,
+    token: str | None = _TOKEN,
+) -> None:
+    """Show one version: manifest, hashes, status, signers."""
+    from lorareg.client import Client
+
+    with Client(registry, token) as client:
+        detail = client.resolve(ref)
+    if as_json:
+        print_json(detail)
+        return
+    typer.echo(_summary_line(detail))
+    for name, value in detail["hashes"].items():
+        typer.echo(f"  {name:7} {safe_text(value)}")
+    if detail.get("revocation_reason"):
+        typer.echo(f"  revoked: {safe_text(detail['revocation_reason'])}")
+    typer.echo(f"  signers: {', '.join(safe_text(s)[:16] for s in detail['signers'])}")
+
+
+def yank(
+    ref: str = typer.Argument(..., help="ns/name@version"),
+    registry: str = _REGISTRY,
+    token: str | None = _TOKEN,
+) -> None:
+    """Hide a version from search and name resolution (still pullable by exact version)."""
+    _yank_or_unyank(ref, registry, token, undo=False)
+
+
+def unyank(
+    ref: str = typer.Argument(..., help="ns/name@version"),
+    registry: str = _REGISTRY,
+    token: str | None = _TOKEN,
+) -> None:
+    """Undo a yank."""
+    _yank_or_unyank(ref, registry, token, undo=True)
+
+
+def _yank_or_unyank(ref: str, registry: str, token: str | None, *, undo: bool) -> None:
+    from lorareg.client import Client
+
+    with Client(registry, token) as client:
+        detail = client.unyank(ref) if undo else client.yank(ref)
+    typer.echo(f"{safe_text(detail['ref'])} {safe_text(detail['status'])}")
+
+
+def _summary_line(item: dict[str, Any]) -> str:
+    status = "" if item.get("status") == "active" else f" [{item.get('status')}]"
+    return safe_text(
+        f"{item['ref']}{status}  {item.get('family')}  {item.get('license')}  {item['sha256'][:12]}  "
+        f"{item.get('description') or ''}",
+        limit=160,
+    )
+
+
+def _load_key(path: Path) -> Any:
+    from lorareg.signing.keys import is_encrypted_pem, load_private_key, read_key_file
+
+    pem = read_key_file(path)
+    password = None
+    if is_encrypted_pem(pem):
+        password = typer.prompt(f"passphrase for {path}", hide_input=True, err=True).encode()
+    return load_private_key(pem, password=password)
+
+
+def _load_trust(path: Path | None) -> tuple[Any, Any]:
+    from lorareg.signing.trust import load_trust
+
+    store = load_trust(path)  # default: LORAREG_TRUST or ~/.config/lorareg/trust.toml
+    return store, store.policy
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Progress]:
+    """A rich progress bar on stderr; yields the ``(done, total)`` callback the client calls."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        f"[bold]{label}[/]",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)

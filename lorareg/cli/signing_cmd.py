@@ -1,9 +1,221 @@
-"""CLI commands: placeholder until this command group is built."""
+"""CLI commands ``keygen``, ``sign`` and ``verify``: parse, call ``lorareg.signing``, print.
+
+Passphrases come from ``LORAREG_KEY_PASSWORD`` or, only when stdin is a terminal, from a ``getpass`` prompt;
+a command never waits on a prompt that no one can answer. ``verify`` exits 0 when verified, 1 when refused
+(every reason printed), 2 on unusable input (missing file, unreadable trust file), per ``DESIGN.md``.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import typer
+
+from lorareg.cli._output import print_json, safe_text
+from lorareg.errors import InputError, VerificationError
+
+if TYPE_CHECKING:
+    from lorareg.signing.keys import PrivateKey
+    from lorareg.signing.policy import Policy
+    from lorareg.signing.trust import TrustStore
+    from lorareg.signing.verify import VerifiedManifest
+
+PASSWORD_ENV = "LORAREG_KEY_PASSWORD"  # noqa: S105 - the variable's name, not a password
+SIGNATURE_SUFFIX = ".sig"
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add ``keygen``, ``sign`` and ``verify`` to the root app."""
+    app.command("keygen")(keygen)
+    app.command("sign")(sign)
+    app.command("verify")(verify)
+
+
+def keygen(
+    out: Path = typer.Option(..., "--out", help="Write PREFIX.key (0600) and PREFIX.pub."),
+    encrypt: bool = typer.Option(
+        False, "--encrypt", help=f"Encrypt the private key ({PASSWORD_ENV} or a prompt)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the key id and paths as JSON."),
+) -> None:
+    """Generate an ECDSA P-256 key pair and print its key id."""
+    from lorareg.signing.keys import generate, write_key_pair
+
+    password = _new_password() if encrypt else None
+    key = generate()
+    paths = write_key_pair(out, key, password=password)
+    if as_json:
+        print_json(
+            {
+                "keyid": key.key_id,
+                "private_key": str(paths.private),
+                "public_key": str(paths.public),
+                "encrypted": encrypt,
+            }
+        )
+        return
+    typer.echo(key.key_id)
+    typer.echo(f"wrote {paths.private} (mode 0600) and {paths.public}", err=True)
+
+
+def sign(
+    file: Path = typer.Argument(..., help="The adapter (.safetensors) to sign."),
+    manifest: Path = typer.Option(..., "--manifest", help="The author's manifest.toml."),
+    key: Path = typer.Option(..., "--key", help="The publisher's private key (PEM)."),
+    out: Path | None = typer.Option(None, "--out", "--envelope", help="Signature file (default FILE.sig)."),
+) -> None:
+    """Sign FILE with its manifest (file facts are computed, never copied) and write FILE.sig."""
+    from lorareg.manifest_complete import ManifestDraft
+    from lorareg.signing.sign import sign_file
+
+    private_key = _load_signing_key(key)
+    draft = ManifestDraft.from_toml(_read_text(manifest, "manifest"))
+    bundle = sign_file(file, draft, private_key)
+    target = out or file.with_name(file.name + SIGNATURE_SUFFIX)
+    _write_atomically(target, bundle)
+    typer.echo(f"signed {safe_text(file)} with key {private_key.key_id[:16]}…; wrote {safe_text(target)}")
+
+
+def verify(
+    file: Path = typer.Argument(..., help="The adapter to verify."),
+    signature: Path | None = typer.Option(
+        None, "--signature", "--envelope", help="Signature file (default FILE.sig)."
+    ),
+    trust: Path | None = typer.Option(
+        None, "--trust", help="Trust file (default ~/.config/lorareg/trust.toml)."
+    ),
+    keys: list[Path] = typer.Option(
+        [], "--key", help="Also trust this publisher public key (any namespace)."
+    ),
+    family: str | None = typer.Option(
+        None, "--family", help="Refuse unless the adapter is for this base family."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Verify FILE against its signature file, the trust file and its policy; exit 1 with every reason."""
+    from lorareg.signing.filecheck import verify_file
+
+    store, policy = _load_trust(trust, keys)
+    bundle_path = signature or file.with_name(file.name + SIGNATURE_SUFFIX)
+    try:
+        result = verify_file(file, bundle_path, trust=store, policy=policy, expect_family=family)
+    except VerificationError as e:
+        _print_refusal(file, e.reasons, as_json=as_json)
+        raise typer.Exit(1) from e
+    _print_verified(file, result, as_json=as_json)
+
+
+def _load_trust(path: Path | None, extra_keys: list[Path]) -> tuple[TrustStore, Policy]:
+    """The trust store and policy: the trust file, plus ``--key`` publisher keys for this run only.
+
+    With ``--key`` and no trust file at the default place, the run trusts exactly those keys under the
+    default policy; without either, the trust store's own error says how to create a trust file.
+    """
+    from lorareg.signing.keys import load_public_key, read_key_file
+    from lorareg.signing.policy import Policy
+    from lorareg.signing.trust import TrustStore, default_trust_path
+
+    if path is None and extra_keys and not default_trust_path().exists():
+        store, policy = TrustStore.empty(), Policy()
+    else:
+        store = TrustStore.load(path or default_trust_path())
+        policy = store.policy
+    for key_path in extra_keys:
+        public = load_public_key(read_key_file(key_path))
+        store = store.with_key(public, label=key_path.name, role="publisher", namespace=None)
+    return store, policy
+
+
+def _print_verified(file: Path, result: VerifiedManifest, *, as_json: bool) -> None:
+    manifest = result.manifest.to_dict() if result.manifest is not None else None
+    if as_json:
+        signers = [s.to_json() for s in result.signers]
+        print_json(
+            {"verified": True, "reasons": [], "signers": signers, "manifest": manifest, "notes": result.notes}
+        )
+        return
+    title = f"{manifest['name']}@{manifest['version']}" if manifest else result.subject_name
+    typer.echo(f"verified: {safe_text(file)} ({safe_text(title)})")
+    for signer in result.signers:
+        typer.echo(f"  signed by {signer.role} {safe_text(signer.label)} ({signer.keyid[:16]}…)")
+    if manifest is not None:
+        lic, consent = manifest["license"], manifest["consent"]
+        commercial = "commercial use allowed" if lic["commercial_use"] else "no commercial use"
+        typer.echo(f"  licence: {safe_text(lic['id'])} ({commercial})")
+        typer.echo(f"  consent: {safe_text(consent['subject'])}, {safe_text(consent['status'])}")
+    for note in result.notes:
+        typer.echo(f"  note: {safe_text(note)}")
+
+
+def _print_refusal(file: Path, reasons: list[str], *, as_json: bool) -> None:
+    if as_json:
+        print_json({"verified": False, "reasons": reasons, "signers": [], "manifest": None})
+        return
+    typer.echo(f"refused: {safe_text(file)}")
+    for reason in reasons:
+        typer.echo(f"  - {safe_text(reason)}")
+
+
+def _load_signing_key(path: Path) -> PrivateKey:
+    from lorareg.signing.keys import is_encrypted_pem, load_private_key, permission_warning, read_key_file
+
+    pem = read_key_file(path)
+    warning = permission_warning(path)
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
+    password = _existing_password(path) if is_encrypted_pem(pem) else None
+    return load_private_key(pem, password=password)
+
+
+def _existing_password(path: Path) -> bytes:
+    env = os.environ.get(PASSWORD_ENV)
+    if env:
+        return env.encode("utf-8")
+    if not sys.stdin.isatty():
+        raise InputError(f"key {path} is encrypted: set {PASSWORD_ENV} (stdin is not a terminal, no prompt)")
+    import getpass
+
+    return getpass.getpass(f"Passphrase for {path}: ").encode("utf-8")
+
+
+def _new_password() -> bytes:
+    env = os.environ.get(PASSWORD_ENV)
+    if env:
+        return env.encode("utf-8")
+    if not sys.stdin.isatty():
+        raise InputError(
+            f"--encrypt needs a passphrase: set {PASSWORD_ENV} (stdin is not a terminal, no prompt)"
+        )
+    import getpass
+
+    first = getpass.getpass("New passphrase: ")
+    if not first:
+        raise InputError("empty passphrase; expected at least one character")
+    if getpass.getpass("Repeat passphrase: ") != first:
+        raise InputError("the two passphrases differ")
+    return first.encode("utf-8")
+
+
+def _read_text(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as e:
+        from lorareg.errors import NotFoundError
+
+        raise NotFoundError(f"{what} file {path} does not exist") from e
+    except OSError as e:
+        raise InputError(f"cannot read {what} file {path}: {e.strerror}") from e
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    """Write via a temp file and rename, so a crash never leaves half a signature file."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"cannot write {target}: {e.strerror}") from e

@@ -1,0 +1,428 @@
+"""The registry client: the HTTP API over httpx, and ``pull`` into a verified content-addressed cache.
+
+``Client`` speaks ``/api/v1`` (docs/api.md). Idempotent requests (GET, HEAD, the content-addressed blob PUT)
+are retried with exponential backoff on transient failures (connection errors, 502/503/504); error answers
+become the matching :class:`~lorareg.errors.LoraregError` again (404 → ``NotFoundError``, 409 →
+``ConflictError``, 451 → ``GoneError`` …), network failures ``RemoteError``.
+
+``pull`` is the consumer's trust boundary, in this order: (1) resolve the reference; (2) fetch the
+signature bundle; (3) download the blob into ``tmp/<hex>.part`` while hashing on a second thread, resuming
+with ``Range`` from the part file's length after a dropped connection; (4) fetch the revocation list and
+verify it (signature, rollback against the newest version held in the cache, freeze); (5) verify the bundle
+against the trust file and policy with the hashes just computed and facts parsed from the part file;
+(6) check the verified manifest names what was asked for; only then (7) rename into the cache. A cached
+file is re-hashed and re-verified, revocations included, on every pull. The signature checks themselves
+live in ``lorareg.signing`` and ``lorareg.revocation``; this module only orchestrates.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from lorareg import errors
+from lorareg.cache import BlobCache
+from lorareg.errors import LoraregError, RemoteError, VerificationError
+
+if TYPE_CHECKING:
+    from lorareg.hashing import FileHashes
+    from lorareg.revocation import RevocationList
+    from lorareg.signing.policy import Policy
+    from lorareg.signing.trust import TrustStore
+    from lorareg.signing.verify import VerifiedManifest
+
+Progress = Callable[[int, int], None]  # (bytes done, bytes total)
+
+DEFAULT_TIMEOUT_S = 30.0  # connect/read/write timeout of one request
+CONNECT_TIMEOUT_S = 10.0
+MAX_ATTEMPTS = 4  # tries of an idempotent request (1 + 3 retries)
+BACKOFF_BASE_S = 0.25  # first retry delay; doubles each time
+UPLOAD_CHUNK_BYTES = 1 * 2**20  # read size when streaming a file to the server
+MAX_JSON_BYTES = 16 * 2**20  # an API answer larger than this is refused
+
+_RETRY_STATUS = frozenset({502, 503, 504})
+_ERRORS_BY_CODE: dict[str, type[LoraregError]] = {
+    cls.code: cls
+    for cls in (
+        errors.InputError,
+        errors.PayloadTooLargeError,
+        errors.UnprocessableError,
+        errors.VerificationError,
+        errors.IncompatibleAdapterError,
+        errors.AuthError,
+        errors.ForbiddenError,
+        errors.NotFoundError,
+        errors.ConflictError,
+        errors.GoneError,
+        errors.RateLimitedError,
+    )
+}
+_ERRORS_BY_STATUS: dict[int, type[LoraregError]] = {
+    400: errors.InputError,
+    401: errors.AuthError,
+    403: errors.ForbiddenError,
+    404: errors.NotFoundError,
+    409: errors.ConflictError,
+    413: errors.PayloadTooLargeError,
+    422: errors.UnprocessableError,
+    429: errors.RateLimitedError,
+    451: errors.GoneError,
+}
+
+
+class Client:
+    """A lorareg registry, spoken to over HTTP; a context manager that closes its connections."""
+
+    def __init__(
+        self,
+        registry_url: str,
+        token: str | None = None,
+        *,
+        cache_dir: Path | str | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.registry_url = registry_url.rstrip("/")
+        self.cache = BlobCache(cache_dir)
+        headers = {"User-Agent": "lorareg-client"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(
+            base_url=self.registry_url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_S)),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- catalogue ------------------------------------------------------------------------------------
+    def search(self, query: str | None = None, **filters: Any) -> dict[str, Any]:
+        """One page of ``GET /api/v1/adapters``: ``{"items": [...], "next_cursor": ...}``."""
+        params = {k: _param(v) for k, v in {"q": query, **filters}.items() if v is not None}
+        return self._json("GET", "/api/v1/adapters", params=params)
+
+    def resolve(self, ref: str) -> dict[str, Any]:
+        """Version detail for ``ns/name``, ``ns/name@version`` or any of the six hashes."""
+        return self._json("GET", "/api/v1/resolve", params={"ref": ref})
+
+    def adapter(self, name: str) -> dict[str, Any]:
+        """An adapter with every version (yanked and revoked flagged)."""
+        return self._json("GET", f"/api/v1/adapters/{name}")
+
+    def keys(self) -> list[dict[str, str]]:
+        """The registry's public keys (for ``lorareg trust add-registry``)."""
+        keys: list[dict[str, str]] = self._json("GET", "/api/v1/keys")["keys"]
+        return keys
+
+    def signature(self, name: str, version: str) -> bytes:
+        """The countersigned bundle of a version, byte for byte."""
+        return self._request("GET", f"/api/v1/adapters/{name}/versions/{version}/signature").content
+
+    def revocations(self) -> bytes:
+        """The current signed revocation list (unverified bytes; ``pull`` verifies them)."""
+        return self._request("GET", "/api/v1/revocations").content
+
+    def yank(self, ref: str) -> dict[str, Any]:
+        """Yank ``ns/name@version`` (publisher of the namespace)."""
+        name, version = _split_exact(ref)
+        return self._json("POST", f"/api/v1/adapters/{name}/versions/{version}/yank", idempotent=True)
+
+    def unyank(self, ref: str) -> dict[str, Any]:
+        """Undo a yank of ``ns/name@version``."""
+        name, version = _split_exact(ref)
+        return self._json("POST", f"/api/v1/adapters/{name}/versions/{version}/unyank", idempotent=True)
+
+    # -- publishing -----------------------------------------------------------------------------------
+    def publish(self, path: Path, bundle_bytes: bytes, *, progress: Progress | None = None) -> dict[str, Any]:
+        """Upload ``path`` (streamed, skipped when the registry has it) then post its signed bundle.
+
+        The blob's digest and the adapter name are taken from the bundle's manifest, which the caller
+        signed moments ago; the registry re-checks all of it against the bytes it received.
+        """
+        sha256, size, name = _publish_target(bundle_bytes)
+        self.put_blob(path, sha256=sha256, size=size, progress=progress)
+        return self._json(
+            "POST",
+            f"/api/v1/adapters/{name}/versions",
+            content=bundle_bytes,
+            headers={"Content-Type": "application/json"},
+        )
+
+    def put_blob(self, path: Path, *, sha256: str, size: int, progress: Progress | None = None) -> None:
+        """``PUT`` the file under its digest unless a ``HEAD`` shows the registry already holds it."""
+        url = f"/api/v1/blobs/sha256/{sha256}"
+        if self._request("HEAD", url, allow={404}).status_code == 200:
+            if progress is not None:
+                progress(size, size)
+            return
+
+        def body() -> Iterator[bytes]:
+            done = 0
+            with path.open("rb") as handle:
+                while chunk := handle.read(UPLOAD_CHUNK_BYTES):
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, size)
+                    yield chunk
+
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        self._request("PUT", url, content_factory=body, headers=headers, idempotent=True)
+
+    # -- pulling --------------------------------------------------------------------------------------
+    def pull(
+        self,
+        ref: str,
+        *,
+        verify: bool = True,
+        trust: TrustStore | None = None,
+        policy: Policy | None = None,
+        out_dir: Path | None = None,
+        progress: Progress | None = None,
+    ) -> Path:
+        """Download ``ref`` into the cache (verified unless ``verify=False``) and return the file's path.
+
+        With ``out_dir`` the verified file is also copied there under ``<adapter>-<version>.safetensors``.
+        ``trust``/``policy`` default to the trust file (``~/.config/lorareg/trust.toml``) and its policy.
+
+        Raises:
+            NotFoundError: the reference does not resolve.
+            GoneError: the registry serves the blob as revoked (451).
+            VerificationError: signature, trust, digest, revocation (rollback, freeze, revoked) or policy.
+            RemoteError: the network or the server failed after retries.
+        """
+        from lorareg.hashing import hash_file
+
+        detail = self.resolve(ref)
+        sha256, size = str(detail["sha256"]), int(detail["size"])
+        bundle = self.signature(detail["name"], detail["version"])
+        with self.cache.download_lock(sha256):
+            cached = self.cache.lookup(sha256)
+            path = cached or self.cache.part_path(sha256)
+            hashes = hash_file(path) if cached else self._download(sha256, size, path, progress)
+            try:
+                if hashes.sha256 != sha256:
+                    raise VerificationError(
+                        [f"digest mismatch: the file has sha256 {hashes.sha256}, the registry says {sha256}"],
+                        subject=ref,
+                    )
+                if verify:
+                    self._verify(
+                        ref, detail, path=path, hashes=hashes, bundle=bundle, trust=trust, policy=policy
+                    )
+            except LoraregError:
+                if cached is None or hashes.sha256 != sha256:
+                    self._discard(path, sha256=sha256, cached=cached is not None)
+                raise
+            if cached is None:
+                path = self.cache.install(sha256, part=path, bundle=bundle)
+        return _copy_out(path, detail, out_dir) if out_dir is not None else path
+
+    def _verify(
+        self,
+        ref: str,
+        detail: Mapping[str, Any],
+        *,
+        path: Path,
+        hashes: FileHashes,
+        bundle: bytes,
+        trust: TrustStore | None,
+        policy: Policy | None,
+    ) -> VerifiedManifest:
+        """Steps 4-6 of ``pull``: revocation list, bundle against trust and policy, names."""
+        from lorareg.inspect import inspect_file
+        from lorareg.signing.verify import verify_bundle
+
+        trust, policy = _trust_and_policy(trust, policy)
+        revocations = self.verified_revocations(trust, max_age=policy.max_revocation_age)
+        verified = verify_bundle(
+            bundle,
+            file_size=path.stat().st_size,
+            file_digests=hashes.to_dict(),
+            file_facts=inspect_file(path, with_hashes=False).facts,
+            trust=trust,
+            policy=policy,
+            revoked={r.sha256: r.reason for r in revocations.revoked},
+        )
+        _check_identity(verified, ref=ref, detail=detail)
+        return verified
+
+    def _download(self, sha256: str, size: int, part: Path, progress: Progress | None) -> FileHashes:
+        from lorareg.download import download_resumable
+
+        return download_resumable(
+            lambda headers: self._http.stream("GET", f"/api/v1/blobs/sha256/{sha256}", headers=headers),
+            part=part,
+            size=size,
+            raise_for=_raise_for,
+            progress=progress,
+        )
+
+    def _discard(self, path: Path, *, sha256: str, cached: bool) -> None:
+        """Remove a file that failed: a part file always, a cached file when its bytes changed."""
+        if cached:
+            self.cache.evict(sha256)
+        else:
+            path.unlink(missing_ok=True)
+
+    def verified_revocations(self, trust: TrustStore, *, max_age: timedelta | None) -> RevocationList:
+        """Fetch and verify the revocation list; remember its version (rollback protection)."""
+        from lorareg.revocation import verify_revocation_list
+
+        revocations = verify_revocation_list(
+            self.revocations(),
+            trust.registry_keys(),
+            held_version=self.cache.held_revocation_version(self.registry_url),
+            now=datetime.now(UTC),
+            max_age=max_age,
+        )
+        self.cache.remember_revocation_version(self.registry_url, revocations.version)
+        return revocations
+
+    # -- HTTP plumbing ----------------------------------------------------------------------------------
+    def _json(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        response = self._request(method, url, **kwargs)
+        if len(response.content) > MAX_JSON_BYTES:
+            raise RemoteError(f"answer of {len(response.content)} bytes from {url} exceeds {MAX_JSON_BYTES}")
+        try:
+            data = response.json()
+        except ValueError as e:
+            raise RemoteError(
+                f"registry answered {url} with non-JSON ({e})", status=response.status_code
+            ) from e
+        if not isinstance(data, dict):
+            raise RemoteError(f"registry answered {url} with JSON {type(data).__name__}; expected an object")
+        return data
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        content_factory: Callable[[], Iterator[bytes]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        allow: frozenset[int] | set[int] = frozenset(),
+    ) -> httpx.Response:
+        """Send one request with retries (idempotent ones only) and map error answers to LoraregError."""
+        retry_all = method in ("GET", "HEAD") if idempotent is None else idempotent
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            body = content_factory() if content_factory is not None else content
+            try:
+                response = self._http.request(method, url, params=params, content=body, headers=headers)
+            except httpx.TransportError as e:
+                if attempt < MAX_ATTEMPTS and (retry_all or isinstance(e, httpx.ConnectError)):
+                    time.sleep(BACKOFF_BASE_S * 2 ** (attempt - 1))
+                    continue
+                raise RemoteError(f"{method} {self.registry_url}{url} failed: {type(e).__name__}: {e}") from e
+            if response.status_code in _RETRY_STATUS and retry_all and attempt < MAX_ATTEMPTS:
+                time.sleep(BACKOFF_BASE_S * 2 ** (attempt - 1))
+                continue
+            if response.status_code not in allow:
+                _raise_for(response)
+            return response
+        raise AssertionError("unreachable: the loop returns or raises")
+
+
+def _raise_for(response: httpx.Response) -> None:
+    """Raise the LoraregError that matches an error answer; return for 1xx-3xx."""
+    status = response.status_code
+    if status < 400:
+        return
+    code, message = _error_body(response)
+    cls = _ERRORS_BY_CODE.get(code or "") or _ERRORS_BY_STATUS.get(status)
+    if status >= 500 or cls is None:
+        raise RemoteError(f"registry answered {status}: {message}", status=status, remote_code=code)
+    if issubclass(cls, (errors.VerificationError, errors.IncompatibleAdapterError)):
+        raise cls(message.split("; "))
+    raise cls(message)
+
+
+def _error_body(response: httpx.Response) -> tuple[str | None, str]:
+    try:
+        if not response.is_closed:
+            response.read()
+        error = response.json()["error"]
+        return str(error["code"]), str(error["message"])
+    except (ValueError, KeyError, TypeError, httpx.HTTPError):
+        return None, f"HTTP {response.status_code} {response.reason_phrase}".strip()
+
+
+def _param(value: object) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _split_exact(ref: str) -> tuple[str, str]:
+    name, sep, version = ref.partition("@")
+    if not sep or not version or name.count("/") != 1:
+        raise errors.InputError(f"expected namespace/name@version, got {ref!r}")
+    return name, version
+
+
+def _copy_out(path: Path, detail: Mapping[str, Any], out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    adapter = str(detail["name"]).split("/")[-1]
+    target = out_dir / f"{adapter}-{detail['version']}.safetensors"
+    temp = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(path, temp)
+    temp.replace(target)
+    return target
+
+
+def _publish_target(bundle_bytes: bytes) -> tuple[str, int, str]:
+    """``(sha256, size, name)`` from the manifest inside a bundle the caller just signed."""
+    from lorareg.signing.bundle import Bundle
+    from lorareg.signing.statement import parse_statement
+
+    statement = parse_statement(Bundle.from_bytes(bundle_bytes).envelope.payload)
+    manifest = statement.manifest
+    if manifest is None or "name" not in manifest or "size" not in manifest:
+        raise errors.InputError(
+            "the signature file holds no lorareg manifest with a name and size; re-sign it"
+        )
+    return statement.resource_digest, int(manifest["size"]), str(manifest["name"])
+
+
+def _check_identity(verified: VerifiedManifest, *, ref: str, detail: Mapping[str, Any]) -> None:
+    """The signed manifest must name the adapter that was asked for (a registry cannot swap adapters)."""
+    manifest = verified.manifest
+    if manifest is None:
+        return
+    signed = manifest.to_dict()
+    reasons = []
+    if signed.get("name") != detail.get("name") or signed.get("version") != detail.get("version"):
+        reasons.append(
+            f"the signed manifest is {signed.get('name')}@{signed.get('version')}; "
+            f"the registry answered {detail.get('name')}@{detail.get('version')}"
+        )
+    name, sep, version = ref.partition("@")
+    if "/" in name and len(name) != 64 and signed.get("name") != name:
+        reasons.append(f"asked for {name}, the signed manifest is {signed.get('name')}")
+    if sep and signed.get("version") != version:
+        reasons.append(f"asked for version {version}, the signed manifest is {signed.get('version')}")
+    if reasons:
+        raise VerificationError(reasons, subject=ref)
+
+
+def _trust_and_policy(trust: TrustStore | None, policy: Policy | None) -> tuple[TrustStore, Policy]:
+    """Fill in the default trust file and its policy where the caller gave none."""
+    from lorareg.signing.trust import load_trust
+
+    store = load_trust(None) if trust is None else trust
+    return store, policy if policy is not None else store.policy

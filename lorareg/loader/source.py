@@ -1,0 +1,158 @@
+"""Where the loader's bytes come from: one read of the adapter, its signature file, and revoked digests.
+
+A reference is either a local path (its signature file is ``path + ".sig"`` unless given) or a registry
+reference ``namespace/name[@version]``, pulled through the client's verified content-addressed cache. Either
+way the adapter file is read **once** into memory; everything after (hashing, header parsing, verification,
+tensor parsing) works on that one buffer, so no file can change between the check and the load.
+
+Revoked digests come from a revocation list verified here (signature by a trusted registry key, rollback
+against the newest version held, freeze by ``expires`` and the policy's maximum age): the registry's
+current list when it answers, else the newest list the client cache holds for it, re-verified. No torch.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from lorareg.errors import InputError, NotFoundError, PayloadTooLargeError, RemoteError, VerificationError
+
+MAX_ADAPTER_BYTES = 8 * 2**30  # an adapter larger than this is not read into memory
+MAX_SIGNATURE_BYTES = 1 * 2**20  # the registry's cap on a signature bundle
+SIGNATURE_SUFFIX = ".sig"
+_REGISTRY_REF = re.compile(r"[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*(@[0-9A-Za-z.+-]+)?")
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterSource:
+    """An adapter's bytes, read once, with its signature file and the digests revoked at load time."""
+
+    label: str  # the ref or path, as messages name it
+    data: bytes
+    bundle: bytes
+    revoked: dict[str, str] = field(default_factory=dict)
+    revocation_version: int | None = None
+    notes: tuple[str, ...] = ()
+
+
+def open_adapter(
+    ref: str | os.PathLike[str],
+    *,
+    registry: Any | None,
+    signature: str | os.PathLike[str] | None,
+    trust: Any,
+    policy: Any,
+) -> AdapterSource:
+    """Read the adapter named by ``ref`` and everything needed to verify it.
+
+    Args:
+        ref: a local path, or ``namespace/name[@version]`` to pull from ``registry``.
+        registry: a registry URL or a ``lorareg.client.Client``; needed for registry refs, and for
+            revocation checks of local files (without it a local file is checked against no list).
+        signature: the signature file of a local path (default ``path + ".sig"``).
+        trust: the trust store (registry keys verify the revocation list).
+        policy: the policy (its maximum revocation-list age).
+
+    Raises:
+        NotFoundError: no such file and not a registry reference.
+        VerificationError: the revocation list cannot be had fresh or verified.
+        PayloadTooLargeError: the adapter or signature file is over its cap.
+    """
+    path = Path(ref)
+    if path.is_file():
+        sig_path = Path(signature) if signature is not None else Path(str(path) + SIGNATURE_SUFFIX)
+        return _with_revocations(str(path), path, sig_path, registry, trust, policy)
+    text = str(ref)
+    if not _REGISTRY_REF.fullmatch(text):
+        raise NotFoundError(f"{text}: no such file, and not a registry reference (namespace/name[@version])")
+    if registry is None:
+        raise InputError(f"{text}: a registry reference needs registry= (a URL or a lorareg Client)")
+    with _client(registry) as client:
+        cached = client.pull(text, trust=trust, policy=policy)  # verified, fresh revocations included
+        return _with_revocations(text, cached, client.cache.bundle_path(cached.name), client, trust, policy)
+
+
+def read_once(path: Path, *, limit: int, what: str) -> bytes:
+    """The whole file, read with one open and one read, after checking its size on the open handle."""
+    try:
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > limit:
+                raise PayloadTooLargeError(f"{path}: {what} is {size} bytes; at most {limit} are read")
+            return handle.read(limit + 1)
+    except FileNotFoundError as e:
+        raise NotFoundError(f"{path}: {what} not found") from e
+    except IsADirectoryError as e:
+        raise InputError(f"{path}: {what} is a directory") from e
+
+
+def _with_revocations(
+    label: str, path: Path, sig_path: Path, registry: Any | None, trust: Any, policy: Any
+) -> AdapterSource:
+    data = read_once(path, limit=MAX_ADAPTER_BYTES, what="adapter file")
+    bundle = read_once(sig_path, limit=MAX_SIGNATURE_BYTES, what="signature file")
+    if len(data) > MAX_ADAPTER_BYTES or len(bundle) > MAX_SIGNATURE_BYTES:
+        raise PayloadTooLargeError(f"{path}: grew while being read")
+    if registry is None:
+        note = "no registry given: revocation was not checked"
+        return AdapterSource(label, data, bundle, notes=(note,))
+    with _client(registry) as client:
+        revocations, note = _revocation_list(client, trust, policy)
+    revoked = {r.sha256: r.reason for r in revocations.revoked}
+    return AdapterSource(label, data, bundle, revoked, revocations.version, (note,) if note else ())
+
+
+def _revocation_list(client: Any, trust: Any, policy: Any) -> tuple[Any, str | None]:
+    """The registry's list, verified; when it cannot be reached, the newest verified list in the cache."""
+    max_age = _max_age(policy)
+    try:
+        return client.verified_revocations(trust, max_age=max_age), None
+    except RemoteError as e:
+        offline = e
+    held = getattr(client.cache, "held_revocation_list", None)
+    envelope = held(client.registry_url) if held is not None else None
+    if envelope is None:
+        raise VerificationError(
+            [f"revocation list unavailable: registry unreachable ({offline}) and no list cached for it"]
+        ) from offline
+    from lorareg.revocation import verify_revocation_list
+
+    revocations = verify_revocation_list(
+        envelope,
+        trust.registry_keys(),
+        held_version=client.cache.held_revocation_version(client.registry_url),
+        now=datetime.now(UTC),
+        max_age=max_age,
+    )
+    return revocations, f"registry unreachable; used cached revocation list version {revocations.version}"
+
+
+def _max_age(policy: Any) -> timedelta | None:
+    value = getattr(policy, "max_revocation_age", None)
+    if value is None or isinstance(value, timedelta):
+        return value
+    return timedelta(seconds=float(value))
+
+
+class _client:
+    """A context around a registry argument: a URL opens (and closes) a Client; a Client is borrowed."""
+
+    def __init__(self, registry: Any) -> None:
+        self._owned = isinstance(registry, str)
+        if self._owned:
+            from lorareg.client import Client
+
+            self._client: Any = Client(registry)
+        else:
+            self._client = registry
+
+    def __enter__(self) -> Any:
+        return self._client
+
+    def __exit__(self, *exc: object) -> None:
+        if self._owned:
+            self._client.close()

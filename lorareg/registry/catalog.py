@@ -1,0 +1,195 @@
+"""Reading the catalogue: rows to records, resolving references, adapters and versions.
+
+Everything here runs inside a session the service opened and returns detached records
+(``records.py``), so no caller ever holds a live row. Resolution rules live here in one place: a bare
+name picks the highest active semver; an exact version is returned whatever its status; a hash prefers
+active versions and, among equals, the newest publication.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from lorareg.errors import InputError, NotFoundError
+from lorareg.manifest_ids import check_name
+from lorareg.registry.db import Adapter, Blob, Revocation, Version
+from lorareg.registry.records import (
+    AdapterRecord,
+    BlobRecord,
+    VersionRecord,
+    VersionStatus,
+    VersionSummary,
+)
+from lorareg.registry.semver import RELEASE_MARK
+
+MIN_AUTOV3_PREFIX_HEX = 12  # A1111's "Lora hashes" carry the first 12 hex of AutoV3
+_HEX_RE = re.compile(r"^[0-9a-f]+$")
+
+
+def blob_record(row: Blob) -> BlobRecord:
+    return BlobRecord(
+        sha256=row.sha256,
+        size=row.size,
+        autov1=row.autov1,
+        autov2=row.autov2,
+        autov3=row.autov3,
+        crc32=row.crc32,
+        blake3=row.blake3,
+        uploaded_at=row.uploaded_at,
+    )
+
+
+def status_of(row: Version) -> VersionStatus:
+    """Revoked beats yanked: a revoked version is gone whatever its publisher did."""
+    if row.revoked:
+        return "revoked"
+    return "yanked" if row.yanked else "active"
+
+
+def summary_of(row: Version, size: int) -> VersionSummary:
+    return VersionSummary(
+        name=row.name,
+        version=row.version,
+        sha256=row.sha256,
+        size=size,
+        family=row.family,
+        license_id=row.license_id,
+        commercial_use=row.commercial_use,
+        consent_subject=row.consent_subject,
+        consent_status=row.consent_status,
+        creators=tuple(row.creators),
+        trigger_words=tuple(row.trigger_words),
+        tags=tuple(row.tags),
+        description=row.description,
+        published_at=row.published_at,
+        status=status_of(row),
+    )
+
+
+def version_record(session: Session, row: Version) -> VersionRecord:
+    blob = session.get(Blob, row.sha256)
+    if blob is None:  # the foreign key makes this impossible unless the schema was tampered with
+        raise NotFoundError(f"blob sha256:{row.sha256} of {row.name}@{row.version} is missing")
+    return VersionRecord(
+        summary=summary_of(row, blob.size),
+        manifest=dict(row.manifest),
+        blob=blob_record(blob),
+        bundle=bytes(row.bundle),
+        signers=tuple(row.signers),
+        published_by=row.published_by,
+        revocation_reason=row.revocation_reason,
+        tlog_index=row.tlog_index,
+    )
+
+
+def summaries(session: Session, rows: Sequence[Version]) -> list[VersionSummary]:
+    """Summaries for many rows with one query for their blob sizes."""
+    digests = {r.sha256 for r in rows}
+    sizes = dict(
+        session.exec(select(col(Blob.sha256), col(Blob.size)).where(col(Blob.sha256).in_(digests))).all()
+    )
+    return [summary_of(r, sizes.get(r.sha256, 0)) for r in rows]
+
+
+def find_version(session: Session, name: str, version: str) -> Version:
+    row = session.exec(
+        select(Version).where(col(Version.name) == name, col(Version.version) == version)
+    ).first()
+    if row is None:
+        raise NotFoundError(f"{name}@{version} is not published")
+    return row
+
+
+def adapter_record(session: Session, name: str) -> AdapterRecord:
+    adapter = session.get(Adapter, name)
+    if adapter is None:
+        raise NotFoundError(f"adapter {name} does not exist")
+    rows = session.exec(
+        select(Version)
+        .where(col(Version.name) == name)
+        .order_by(sa.desc(col(Version.semver_key)), sa.desc(col(Version.id)))
+    ).all()
+    return AdapterRecord(adapter.name, adapter.namespace, adapter.created, tuple(summaries(session, rows)))
+
+
+def resolve_ref(session: Session, ref: str) -> Version:
+    """The version a reference names (rules in the module docstring).
+
+    A bare name picks the highest active *release*; only when an adapter has no active release does it
+    pick the highest active pre-release (as pip and npm do), so ``pull acme/x`` never hands out a release
+    candidate when a stable version exists.
+    """
+    ref = ref.strip()
+    if "/" in ref:
+        name, at, version = ref.partition("@")
+        check_name(name, "ref")
+        return find_version(session, name, version) if at else _latest(session, name)
+    return _by_hash(session, ref.lower())
+
+
+def revocation_reason(session: Session, sha256: str) -> str | None:
+    row = session.get(Revocation, sha256)
+    return None if row is None else row.reason
+
+
+def _latest(session: Session, name: str) -> Version:
+    row = session.exec(
+        select(Version)
+        .where(
+            col(Version.name) == name, col(Version.yanked) == sa.false(), col(Version.revoked) == sa.false()
+        )
+        .order_by(sa.desc(_is_release()), sa.desc(col(Version.semver_key)), sa.desc(col(Version.id)))
+        .limit(1)
+    ).first()
+    if row is not None:
+        return row
+    if session.get(Adapter, name) is None:
+        raise NotFoundError(f"adapter {name} does not exist")
+    raise NotFoundError(
+        f"adapter {name} has no active version (all yanked or revoked); name one with @VERSION"
+    )
+
+
+def _is_release() -> sa.ColumnElement[int]:
+    """1 for a release, 0 for a pre-release (release sort keys end with ``~``, see ``semver.py``)."""
+    return sa.case((col(Version.semver_key).endswith(RELEASE_MARK), 1), else_=0)
+
+
+def _by_hash(session: Session, text: str) -> Version:
+    if not _HEX_RE.match(text):
+        raise InputError(f"reference {text[:80]!r} is neither namespace/name[@version] nor a hex digest")
+    blobs = select(col(Blob.sha256)).where(_hash_condition(text))
+    row = session.exec(
+        select(Version)
+        .where(col(Version.sha256).in_(blobs))
+        .order_by(
+            col(Version.revoked),
+            col(Version.yanked),
+            sa.desc(col(Version.published_at)),
+            sa.desc(col(Version.id)),
+        )
+        .limit(1)
+    ).first()
+    if row is None:
+        raise NotFoundError(f"no published version has a hash {text}")
+    return row
+
+
+def _hash_condition(text: str) -> sa.ColumnElement[bool]:
+    if len(text) == 64:
+        return sa.or_(col(Blob.sha256) == text, col(Blob.autov3) == text, col(Blob.blake3) == text)
+    if len(text) == 10:
+        return col(Blob.autov2) == text
+    if len(text) == 8:
+        return sa.or_(col(Blob.autov1) == text, col(Blob.crc32) == text)
+    if MIN_AUTOV3_PREFIX_HEX <= len(text) < 64:
+        # A range instead of LIKE: portable and served by the autov3 index on every engine.
+        return sa.and_(col(Blob.autov3) >= text, col(Blob.autov3) < text + "g")
+    raise InputError(
+        f"hash {text} has {len(text)} hex digits; expected 64 (sha256, autov3, blake3), 10 (autov2), "
+        f"8 (autov1, crc32) or an AutoV3 prefix of {MIN_AUTOV3_PREFIX_HEX}+"
+    )

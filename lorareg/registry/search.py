@@ -1,0 +1,162 @@
+"""Catalogue search behind one function: full text, filters, sort and keyset pagination.
+
+Full text uses the engine's own machinery: an FTS5 table on SQLite (kept in sync by :func:`index_version`,
+called by the service inside the publishing transaction); other engines fall back to case-insensitive
+substring matching until PostgreSQL gets its ``tsvector`` + GIN column here. User text is split into words
+and each word quoted, so it is never interpreted as query syntax.
+
+Pagination is by keyset, not offset: the cursor holds the sort key of the last item, so pages stay stable
+while versions are published and deep pages cost the same as the first. Yanked and revoked versions never
+appear. This module reads rows; it does not decide who may see them (everything listed here is public).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, col, select
+
+from lorareg.errors import InputError
+from lorareg.registry.db import FTS_TABLE, Version, VersionCreator
+from lorareg.registry.records import MAX_PAGE_LIMIT, SearchQuery
+
+MAX_QUERY_WORDS = 16  # words of free text used; the rest is ignored
+MAX_CURSOR_CHARS = 1024  # a cursor longer than this was not made by us
+_WORD_RE = re.compile(r"\w+", re.UNICODE)
+_FTS = sa.table(FTS_TABLE, sa.column("rowid", sa.Integer), sa.column(FTS_TABLE, sa.String))
+_TEXT_COLUMNS = ("name", "description", "trigger_words", "creators", "tags")
+
+
+def index_version(session: Session, version: Version) -> None:
+    """Add a just-inserted version to the full-text index (same transaction; no-op off SQLite)."""
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    values = {
+        "rowid": version.id,
+        "name": version.name.replace("/", " "),
+        "description": version.description,
+        "trigger_words": " ".join(version.trigger_words),
+        "creators": " ".join(version.creators),
+        "tags": " ".join(version.tags),
+    }
+    columns = ", ".join(values)
+    params = ", ".join(f":{k}" for k in values)
+    # Only constant identifiers are formatted in; every value is a bound parameter.
+    statement = f"INSERT INTO {FTS_TABLE} ({columns}) VALUES ({params})"  # noqa: S608
+    session.execute(sa.text(statement), values)
+
+
+def search_versions(session: Session, query: SearchQuery) -> tuple[list[Version], str | None]:
+    """Return one page of active versions matching ``query`` and the cursor of the next page (or None)."""
+    if query.limit < 1:
+        raise InputError(f"limit must be at least 1, got {query.limit}")
+    limit = min(query.limit, MAX_PAGE_LIMIT)
+    stmt = select(Version).where(col(Version.yanked) == sa.false(), col(Version.revoked) == sa.false())
+    for condition in _filters(session, query):
+        stmt = stmt.where(condition)
+    if query.cursor:
+        stmt = stmt.where(_after_cursor(query.sort, decode_cursor(query.cursor, sort=query.sort)))
+    stmt = stmt.order_by(*_order(query.sort)).limit(limit + 1)
+    rows = list(session.exec(stmt).all())
+    next_cursor = encode_cursor(query.sort, rows[limit - 1]) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def match_words(text: str | None) -> list[str]:
+    """The words of a free-text query, lower-cased, at most :data:`MAX_QUERY_WORDS`."""
+    return [w.lower() for w in _WORD_RE.findall(text or "")][:MAX_QUERY_WORDS]
+
+
+def encode_cursor(sort: str, row: Version) -> str:
+    """An opaque cursor after ``row`` in ``sort`` order."""
+    key: list[Any] = (
+        [sort, row.published_at.isoformat(), row.id]
+        if sort == "newest"
+        else [sort, row.name, row.semver_key, row.id]
+    )
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, *, sort: str) -> list[Any]:
+    """Parse a cursor made by :func:`encode_cursor` for the same sort; :class:`InputError` otherwise."""
+    try:
+        if len(cursor) > MAX_CURSOR_CHARS:
+            raise ValueError("too long")
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        expected_len = 3 if sort == "newest" else 4
+        if (
+            not isinstance(key, list)
+            or len(key) != expected_len
+            or key[0] != sort
+            or not isinstance(key[-1], int)
+        ):
+            raise ValueError("wrong shape")
+        return key[1:]
+    except (ValueError, binascii.Error, UnicodeDecodeError) as e:
+        raise InputError(
+            f"bad cursor for sort {sort!r}: pass next_cursor from the previous page unchanged"
+        ) from e
+
+
+def _filters(session: Session, query: SearchQuery) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    exact: list[tuple[Any, object]] = [
+        (col(Version.family), query.family),
+        (col(Version.license_id), query.license),
+        (col(Version.commercial_use), query.commercial_use),
+        (col(Version.consent_subject), query.consent_subject),
+        (col(Version.consent_status), query.consent_status),
+    ]
+    conditions += [column == value for column, value in exact if value is not None]
+    if query.creator:
+        creator_rows = select(col(VersionCreator.version_id)).where(
+            col(VersionCreator.name_key) == query.creator.strip().lower()
+        )
+        conditions.append(col(Version.id).in_(creator_rows))
+    words = match_words(query.text)
+    if words:
+        conditions.append(_text_match(session, words))
+    return conditions
+
+
+def _text_match(session: Session, words: list[str]) -> ColumnElement[bool]:
+    if session.get_bind().dialect.name == "sqlite":
+        expression = " ".join(f'"{w}"*' for w in words)  # each word a quoted prefix; words are \w only
+        matching = sa.select(_FTS.c.rowid).where(_FTS.c[FTS_TABLE].op("MATCH")(expression))
+        return col(Version.id).in_(matching)
+    # Portable fallback (PostgreSQL gets tsvector + GIN here with the scale-out work).
+    per_word = [
+        sa.or_(*(sa.cast(getattr(Version, c), sa.String).ilike(f"%{w}%") for c in _TEXT_COLUMNS))
+        for w in words
+    ]
+    return sa.and_(*per_word)
+
+
+def _order(sort: str) -> list[Any]:
+    if sort == "newest":
+        return [sa.desc(col(Version.published_at)), sa.desc(col(Version.id))]
+    if sort == "name":
+        return [sa.asc(col(Version.name)), sa.desc(col(Version.semver_key)), sa.asc(col(Version.id))]
+    raise InputError(f"unknown sort {sort!r}; expected newest or name")
+
+
+def _after_cursor(sort: str, key: list[Any]) -> ColumnElement[bool]:
+    if sort == "newest":
+        published, last_id = datetime.fromisoformat(key[0]), key[1]
+        return sa.or_(
+            col(Version.published_at) < published,
+            sa.and_(col(Version.published_at) == published, col(Version.id) < last_id),
+        )
+    name, semver, last_id = key
+    return sa.or_(
+        col(Version.name) > name,
+        sa.and_(col(Version.name) == name, col(Version.semver_key) < semver),
+        sa.and_(col(Version.name) == name, col(Version.semver_key) == semver, col(Version.id) > last_id),
+    )

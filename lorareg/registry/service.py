@@ -1,0 +1,473 @@
+"""The registry service: the one place where publish, resolve, search, yank and revoke happen.
+
+The HTTP routes (``lorareg/server/``), the web pages and the ``lorareg admin`` commands all call this class;
+none of them touch the database or the blob store directly. Every method is a short transaction against the
+database plus the blob store; no state is kept in process memory, so any number of replicas can share one
+database and one store.
+
+Publishing is two steps (OCI-style, see ``docs/architecture.md``): :meth:`Registry.upload_blob` streams the
+file into the store under its verified SHA-256, then :meth:`Registry.publish` takes the signed bundle, checks
+it against the stored blob and the namespace's registered keys, countersigns it and writes the rows and the
+transparency-log leaf in ONE transaction. The database's unique constraints, not a check-then-insert, make
+versions immutable: of two concurrent publishes of one ``name@version`` exactly one succeeds.
+
+This module deliberately does not parse HTTP, read the environment or print.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from lorareg.errors import GoneError, NotFoundError, PayloadTooLargeError, StorageError, UnprocessableError
+from lorareg.manifest_ids import check_name
+from lorareg.registry import accounts, catalog, logstore, publishing, revoking, versions
+from lorareg.registry.auth import Principal
+from lorareg.registry.db import Blob, Database, open_database, utcnow
+from lorareg.registry.records import (
+    AdapterRecord,
+    BlobRecord,
+    IssuedToken,
+    Page,
+    PublisherKeyRecord,
+    SearchQuery,
+    TokenRecord,
+    UserRecord,
+    VersionRecord,
+    VersionSummary,
+)
+from lorareg.registry.search import search_versions
+from lorareg.registry.storage import BlobStore, FilesystemStore, check_sha256, open_store
+from lorareg.registry.tlog import ConsistencyProof, InclusionProof, LogEntry
+from lorareg.signing.keys import PrivateKey, generate, load_private_key, read_key_file
+from lorareg.signing.sign import countersign
+
+__all__ = [
+    "AdapterRecord",
+    "BlobRecord",
+    "ConsistencyProof",
+    "InclusionProof",
+    "IssuedToken",
+    "LogEntry",
+    "Page",
+    "Principal",
+    "PublisherKeyRecord",
+    "Registry",
+    "SearchQuery",
+    "TokenRecord",
+    "UserRecord",
+    "VersionRecord",
+    "VersionSummary",
+    "open_registry",
+]
+
+MAX_BLOB_BYTES = 2 * 2**30  # default upload cap (2 GiB); the server passes its configured cap
+MAX_BUNDLE_BYTES = 1 * 2**20  # a signed bundle larger than 1 MiB is refused before parsing
+REVOCATION_VALIDITY_S = 24 * 3600  # a revocation list is valid for 24 h after it is issued
+REVOCATION_RESIGN_BEFORE_S = 3600  # re-sign when less than 1 h of validity is left
+WRITE_RETRIES = 5  # attempts of one write transaction when replicas race for the next log index
+DATABASE_FILE = "lorareg.db"
+KEY_FILE = "registry.key"
+KEY_FILE_MODE = 0o600  # the registry signing key is readable by its owner only
+_T = TypeVar("_T")
+
+
+class Registry:
+    """The registry's operations over one database, one blob store and the registry signing key."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        store: BlobStore,
+        key: PrivateKey,
+        revocation_validity_s: int = REVOCATION_VALIDITY_S,
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.key = key
+        self._validity = timedelta(seconds=revocation_validity_s)
+
+    # -- publishing ---------------------------------------------------------------------------------
+    def upload_blob(
+        self,
+        expected_sha256: str,
+        chunks: Iterable[bytes],
+        *,
+        principal: Principal,
+        max_bytes: int = MAX_BLOB_BYTES,
+    ) -> tuple[BlobRecord, bool]:
+        """Stream an adapter file into the store under its SHA-256; return ``(record, created)``.
+
+        Already stored → the existing record and ``created=False`` without reading ``chunks`` (HTTP 200).
+        Otherwise the chunks are hashed (all six hashes) while written to a pending blob; the first bytes are
+        kept to parse the safetensors header strictly. On any failure the pending blob is aborted, so nothing
+        is left behind (also when the caller's iterator raises, e.g. a client disconnect).
+
+        Raises:
+            ForbiddenError: the principal lacks the ``publish`` scope.
+            InputError: ``expected_sha256`` is not 64 lower-case hex, or the file is not a valid safetensors.
+            PayloadTooLargeError: the running byte count passed ``max_bytes`` (raised as soon as it does).
+            UnprocessableError: the bytes hash to another SHA-256 than ``expected_sha256``.
+            GoneError: that digest was revoked by a takedown.
+        """
+        check_sha256(expected_sha256)
+        principal.require("publish")
+        with self.db.read() as session:
+            reason = catalog.revocation_reason(session, expected_sha256)
+            existing = session.get(Blob, expected_sha256)
+        if reason is not None:
+            raise GoneError(f"sha256:{expected_sha256} was revoked and cannot be uploaded again: {reason}")
+        if existing is not None and self.store.exists(expected_sha256):
+            return catalog.blob_record(existing), False
+        uploaded = publishing.stream_to_store(self.store, expected_sha256, chunks, max_bytes=max_bytes)
+        return self._record_blob(uploaded), True
+
+    def publish(self, name: str, bundle_bytes: bytes, *, principal: Principal) -> VersionRecord:
+        """Accept a signed bundle for ``name`` (``namespace/adapter``) whose blob was uploaded before.
+
+        Steps: (1) token may publish into the namespace; (2) the blob named by the bundle's sha256 exists;
+        (3) header and facts are re-read from the stored blob; (4) the bundle verifies under a key registered
+        for the namespace, with the blob's hashes and facts; (5) the manifest name equals ``name``; (6) the
+        digest is not revoked; (7) the registry countersigns; (8) version row, search row and log leaf are
+        written in one transaction.
+
+        Raises:
+            ForbiddenError: wrong scope or namespace, or the bundle's key is not registered for the namespace.
+            PayloadTooLargeError: bundle over ``MAX_BUNDLE_BYTES``.
+            UnprocessableError: blob not uploaded, name mismatch, facts that contradict the blob.
+            VerificationError: signature or digest checks failed (every reason listed).
+            ConflictError: ``name@version`` exists already (versions are immutable).
+            GoneError: the digest was revoked.
+        """
+        check_name(name, "adapter name")
+        namespace = name.split("/", 1)[0]
+        principal.require("publish", namespace=namespace)
+        if len(bundle_bytes) > MAX_BUNDLE_BYTES:
+            raise PayloadTooLargeError(
+                f"signature file is {len(bundle_bytes)} bytes; the cap is {MAX_BUNDLE_BYTES}"
+            )
+        blob = self._signed_blob(bundle_bytes)
+        facts = publishing.read_stored_facts(self.store, blob)
+        with self.db.read() as session:
+            keys = accounts.publisher_keys(session, namespace)
+        accepted = publishing.accept_bundle(
+            bundle_bytes, blob=blob, facts=facts, keys=keys, namespace=namespace
+        )
+        if accepted.manifest["name"] != name:
+            raise UnprocessableError(
+                f"manifest names {accepted.manifest['name']!r}, but it was published to {name!r}"
+            )
+        countersigned = countersign(bundle_bytes, self.key)
+        signers = (*(s.keyid for s in accepted.signers), self.key.key_id)
+        draft = versions.new_version(
+            accepted.manifest, blob=blob, bundle=countersigned, signers=signers, principal=principal
+        )
+        return self._retrying(lambda session, now: versions.insert(session, draft, now=now))
+
+    # -- reading ------------------------------------------------------------------------------------
+    def resolve(self, ref: str) -> VersionRecord:
+        """Find a version by ``ns/name`` (highest active semver), ``ns/name@version`` or any hash.
+
+        Hashes: 64 hex (sha256, autov3 or blake3), 10 hex (autov2), 8 hex (autov1 or crc32), or a prefix of
+        12+ hex of AutoV3 (as A1111's ``Lora hashes`` write it). An exact ``@version`` is returned whatever
+        its status (the caller shows yanked/revoked); a bare name or a hash prefers active versions.
+
+        Raises:
+            InputError: the reference is neither a name nor a hash.
+            NotFoundError: nothing matches (or a bare name has only yanked/revoked versions).
+        """
+        with self.db.read() as session:
+            return catalog.version_record(session, catalog.resolve_ref(session, ref))
+
+    def get_adapter(self, name: str) -> AdapterRecord:
+        """The adapter ``ns/name`` with every version, highest semver first. Raises NotFoundError."""
+        with self.db.read() as session:
+            return catalog.adapter_record(session, name)
+
+    def get_version(self, name: str, version: str) -> VersionRecord:
+        """One exact version, whatever its status. Raises NotFoundError."""
+        with self.db.read() as session:
+            return catalog.version_record(session, catalog.find_version(session, name, version))
+
+    def get_blob(self, sha256: str) -> BlobRecord:
+        """The blob row for a digest (the server checks :meth:`is_revoked` before streaming it).
+
+        Raises:
+            InputError: not 64 lower-case hex.
+            NotFoundError: not stored.
+        """
+        check_sha256(sha256)
+        with self.db.read() as session:
+            row = session.get(Blob, sha256)
+            if row is None:
+                raise NotFoundError(f"blob sha256:{sha256} is not stored")
+            return catalog.blob_record(row)
+
+    def is_revoked(self, sha256: str) -> str | None:
+        """The public revocation reason if the digest was revoked, else None (the server answers 451)."""
+        with self.db.read() as session:
+            return catalog.revocation_reason(session, sha256)
+
+    def search(self, query: SearchQuery) -> Page:
+        """Search active versions (yanked and revoked hidden) with keyset pagination.
+
+        A cursor from one page, passed back with the same query, continues exactly after the last item even
+        while versions are being published (new ones sort before it or are past the end).
+
+        Raises:
+            InputError: a malformed cursor or a limit below 1.
+        """
+        with self.db.read() as session:
+            rows, cursor = search_versions(session, query)
+            return Page(tuple(catalog.summaries(session, rows)), cursor)
+
+    # -- publisher and reviewer actions ----------------------------------------------------------------
+    def yank(self, name: str, version: str, *, principal: Principal) -> VersionRecord:
+        """Hide a version from resolve-by-name and search; still loadable by exact version. Logged.
+
+        Raises ForbiddenError (scope ``yank`` for the namespace), NotFoundError, ConflictError (revoked).
+        """
+        return self._set_yanked(name, version, yanked=True, principal=principal)
+
+    def unyank(self, name: str, version: str, *, principal: Principal) -> VersionRecord:
+        """Undo :meth:`yank`. Logged. Same errors."""
+        return self._set_yanked(name, version, yanked=False, principal=principal)
+
+    def revoke(self, target: str, *, reason: str, principal: Principal) -> list[VersionRecord]:
+        """Revoke a digest (``sha256``) or ``name@version`` (its digest) everywhere; return the versions hit.
+
+        Marks every version with that digest revoked, blocks the digest from any future upload or publish
+        under any name, issues a new signed revocation list (next version) and appends a log leaf, all in one
+        transaction. Revoking an already revoked digest is a no-op returning its versions. The takedown
+        workflow calls this after a reviewer upholds a request.
+
+        Raises ForbiddenError (scope ``review``), InputError, NotFoundError (an unknown name@version).
+        """
+        principal.require("review")
+
+        def run(session: Session, now: datetime) -> list[VersionRecord]:
+            rows = revoking.revoke(
+                session,
+                target,
+                reason=reason,
+                actor=principal.token_id,
+                key=self.key,
+                now=now,
+                validity=self._validity,
+            )
+            return [catalog.version_record(session, r) for r in rows]
+
+        return self._retrying(run)
+
+    def revocation_list(self, *, now: datetime | None = None) -> bytes:
+        """The current signed revocation list (DSSE envelope JSON bytes).
+
+        Re-signed with the next version when it is expired or expires within ``REVOCATION_RESIGN_BEFORE_S``;
+        replicas racing to re-sign agree through the database (one wins, the others read its list).
+        """
+        moment = now or utcnow()
+        resign_before = timedelta(seconds=REVOCATION_RESIGN_BEFORE_S)
+        with self.db.read() as session:
+            state = revoking.current_list(session)
+        if state is not None and not revoking.needs_resigning(state, now=moment, resign_before=resign_before):
+            return bytes(state.envelope)
+
+        def run(session: Session, _now: datetime) -> bytes:
+            fresh = revoking.current_list(session)  # another replica may have re-signed meanwhile
+            if fresh is not None and not revoking.needs_resigning(
+                fresh, now=moment, resign_before=resign_before
+            ):
+                return bytes(fresh.envelope)
+            return revoking.issue_list(session, self.key, now=moment, validity=self._validity)
+
+        return self._retrying(run)
+
+    def keys(self) -> list[dict[str, str]]:
+        """The registry's public keys: ``[{"keyid", "public_key" (PEM), "role": "registry"}]``."""
+        public = self.key.public_key
+        return [{"keyid": public.key_id, "public_key": public.pem.decode("ascii"), "role": "registry"}]
+
+    # -- transparency log -------------------------------------------------------------------------------
+    def log_head(self) -> bytes:
+        """A freshly signed tree head (DSSE envelope JSON) over the whole log: size, root hash, timestamp."""
+        with self.db.read() as session:
+            return logstore.signed_head(session, self.key, now=utcnow())
+
+    def log_inclusion(self, index: int, tree_size: int) -> InclusionProof:
+        """Inclusion proof of leaf ``index`` in the first ``tree_size`` leaves; InputError if out of range."""
+        with self.db.read() as session:
+            return logstore.inclusion(session, index, tree_size)
+
+    def log_consistency(self, first: int, second: int) -> ConsistencyProof:
+        """Consistency proof between tree sizes ``first`` <= ``second``. InputError if out of range."""
+        with self.db.read() as session:
+            return logstore.consistency(session, first, second)
+
+    def log_entries(self, start: int, end: int) -> list[LogEntry]:
+        """Leaves ``start`` (inclusive) to ``end`` (exclusive), at most ``tlog.MAX_ENTRIES_PER_PAGE``."""
+        with self.db.read() as session:
+            return logstore.entries(session, start, end)
+
+    # -- administration (the ``lorareg admin`` commands; no principal: the caller holds the data dir) -------
+    def add_publisher(self, namespace: str, public_pem: str) -> PublisherKeyRecord:
+        """Register ``namespace`` (created if new) and a publisher key for it; idempotent per key."""
+        return accounts.add_publisher(self.db, namespace, public_pem)
+
+    def publisher_keys(self, namespace: str) -> list[PublisherKeyRecord]:
+        """The keys registered for a namespace (empty if none)."""
+        with self.db.read() as session:
+            return accounts.publisher_keys(session, namespace)
+
+    def create_token(
+        self,
+        *,
+        role: str,
+        namespace: str | None = None,
+        scopes: tuple[str, ...] | None = None,
+        expires: datetime | None = None,
+        user: str | None = None,
+    ) -> IssuedToken:
+        """Create an API token; the secret is returned once and only its hash is stored.
+
+        Raises InputError: unknown role, scopes above the role, a publisher token without a namespace, a
+        namespace that is not registered, or an unknown user.
+        """
+        return accounts.create_token(
+            self.db, role=role, namespace=namespace, scopes=scopes, expires=expires, user=user
+        )
+
+    def revoke_token(self, token_id: str) -> TokenRecord:
+        """Revoke a token at once (every replica sees it on the next request). NotFoundError if unknown."""
+        return accounts.revoke_token(self.db, token_id)
+
+    def list_tokens(self) -> list[TokenRecord]:
+        """Every token, newest first (no secrets: they are not stored)."""
+        with self.db.read() as session:
+            return accounts.list_tokens(session)
+
+    def authenticate(self, secret: str, *, now: datetime | None = None) -> Principal:
+        """Turn a bearer token into a :class:`Principal`; records ``last_used``.
+
+        Raises AuthError: malformed, unknown, revoked or expired (constant-time hash comparison).
+        """
+        return accounts.authenticate(self.db, secret, now=now or utcnow())
+
+    def add_user(self, name: str, *, role: str) -> UserRecord:
+        """Add a user with a role (admin, reviewer, publisher). ConflictError if the name exists."""
+        return accounts.add_user(self.db, name, role=role)
+
+    def list_users(self) -> list[UserRecord]:
+        """Every user, by name."""
+        with self.db.read() as session:
+            return accounts.list_users(session)
+
+    # -- internals ------------------------------------------------------------------------------------
+    def _record_blob(self, uploaded: publishing.UploadedBlob) -> BlobRecord:
+        """Write the blob row after the blob is committed; a concurrent upload's row is as good as ours."""
+        h = uploaded.hashes
+        row = Blob(
+            sha256=h.sha256,
+            size=uploaded.size,
+            autov1=h.autov1,
+            autov2=h.autov2,
+            autov3=h.autov3,
+            crc32=h.crc32,
+            blake3=h.blake3,
+            uploaded_at=utcnow(),
+        )
+        try:
+            with self.db.write() as session:
+                session.add(row)
+        except IntegrityError:
+            with self.db.read() as session:
+                stored = session.get(Blob, h.sha256)
+                if stored is None:
+                    raise
+                return catalog.blob_record(stored)
+        return catalog.blob_record(row)
+
+    def _signed_blob(self, bundle_bytes: bytes) -> BlobRecord:
+        """The stored blob the bundle claims to sign; 451 if revoked, 422 if not uploaded yet."""
+        algorithm, digest = publishing.signed_digest(bundle_bytes)
+        column = col(Blob.sha256) if algorithm == "sha256" else col(Blob.blake3)
+        with self.db.read() as session:
+            row = session.exec(select(Blob).where(column == digest)).first()
+            reason = catalog.revocation_reason(session, row.sha256 if row else digest)
+        if reason is not None:
+            raise GoneError(
+                f"{algorithm}:{digest} was revoked and cannot be published under any name: {reason}"
+            )
+        if row is None or not self.store.exists(row.sha256):
+            raise UnprocessableError(f"blob {algorithm}:{digest} is not uploaded; upload the blob first")
+        return catalog.blob_record(row)
+
+    def _set_yanked(self, name: str, version: str, *, yanked: bool, principal: Principal) -> VersionRecord:
+        principal.require("yank", namespace=name.split("/", 1)[0])
+
+        def run(session: Session, now: datetime) -> VersionRecord:
+            row = revoking.set_yanked(session, name, version, yanked=yanked, now=now)
+            return catalog.version_record(session, row)
+
+        return self._retrying(run)
+
+    def _retrying(self, work: Callable[[Session, datetime], _T]) -> _T:
+        """Run ``work`` in one write transaction; retry when a concurrent writer took the next log index."""
+        for _attempt in range(WRITE_RETRIES - 1):
+            try:
+                with self.db.write() as session:
+                    return work(session, utcnow())
+            except logstore.LogRaceError:
+                continue
+        with self.db.write() as session:
+            return work(session, utcnow())
+
+
+def open_registry(
+    data_dir: str | Path,
+    *,
+    database_url: str | None = None,
+    storage: str | None = None,
+    s3_endpoint: str | None = None,
+) -> Registry:
+    """Open (creating on first use) the registry whose key lives in ``data_dir``.
+
+    By default everything is embedded in ``data_dir``: ``lorareg.db`` (SQLite) and ``blobs/``.
+    ``database_url`` (e.g. ``postgresql+psycopg://…``) and ``storage`` (``s3://bucket/prefix``, endpoint
+    ``s3_endpoint``, or another directory) replace either. The registry signing key is always
+    ``data_dir/registry.key``, created (P-256, mode 0600, never overwritten) on first use.
+
+    Raises:
+        StorageError: the directory, database or store cannot be opened.
+    """
+    root = Path(data_dir)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StorageError(f"cannot create data directory {root}: {e}") from e
+    db = open_database(database_url or f"sqlite:///{root / DATABASE_FILE}")
+    store = FilesystemStore(root) if storage is None else open_store(storage, s3_endpoint=s3_endpoint)
+    return Registry(db=db, store=store, key=_registry_key(root / KEY_FILE))
+
+
+def _registry_key(path: Path) -> PrivateKey:
+    """Load the registry key, creating it (mode 0600, never overwriting) on first use."""
+    if not path.exists():
+        try:
+            fd = os.open(
+                path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), KEY_FILE_MODE
+            )
+        except FileExistsError:
+            pass  # another process created it just now; load theirs
+        else:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(generate().to_pem())
+                handle.flush()
+                os.fsync(handle.fileno())
+    return load_private_key(read_key_file(path))

@@ -1,0 +1,204 @@
+"""Content-addressed blob storage: the ``BlobStore`` interface and the filesystem store.
+
+A blob is only ever visible under its SHA-256, and only once complete: writes go to a temp file in ``tmp/``
+(same filesystem), are fsynced, then renamed to ``blobs/sha256/ab/<hex>`` and the directory fsynced. The key
+is always a validated 64-hex digest, never a user-supplied name, so no path can escape the root. The caller
+(the registry service) checks the digest before :meth:`PendingBlob.commit`; the store does not hash.
+
+The S3 backend lives in ``registry/s3.py`` and implements the same two protocols.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Protocol
+
+from lorareg.errors import InputError, NotFoundError, StorageError
+
+READ_CHUNK_BYTES = 1 * 2**20  # open_range yields chunks of at most 1 MiB
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_TMP_SUFFIX = ".part"
+
+
+class PendingBlob(Protocol):
+    """An upload in progress, invisible under any content address until :meth:`commit`."""
+
+    def write(self, chunk: bytes) -> None: ...
+
+    def commit(self, sha256: str) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class BlobStore(Protocol):
+    """Where adapter files live, by SHA-256."""
+
+    def begin(self) -> PendingBlob: ...
+
+    def exists(self, sha256: str) -> bool: ...
+
+    def size(self, sha256: str) -> int: ...
+
+    def open_range(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]: ...
+
+    def delete(self, sha256: str) -> None: ...
+
+    def collect_garbage(self, older_than_s: float) -> int: ...
+
+
+def check_sha256(sha256: str) -> str:
+    """Return ``sha256`` if it is 64 lower-case hex, else raise :class:`InputError`."""
+    if not isinstance(sha256, str) or not _SHA256_RE.match(sha256):
+        raise InputError(f"bad sha256 digest {str(sha256)[:80]!r}: expected 64 lower-case hex characters")
+    return sha256
+
+
+class FilesystemStore:
+    """Blobs under ``root/blobs/sha256/ab/<hex>``, temp files under ``root/tmp``."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self._blobs = self.root / "blobs" / "sha256"
+        self._tmp = self.root / "tmp"
+        try:
+            self._blobs.mkdir(parents=True, exist_ok=True)
+            self._tmp.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StorageError(f"cannot create blob store at {self.root}: {e}") from e
+
+    def path_of(self, sha256: str) -> Path:
+        """The final path of a blob (validated digest; whether it exists is not checked)."""
+        check_sha256(sha256)
+        return self._blobs / sha256[:2] / sha256
+
+    def begin(self) -> _FilePendingBlob:
+        return _FilePendingBlob(self)
+
+    def exists(self, sha256: str) -> bool:
+        return self.path_of(sha256).is_file()
+
+    def size(self, sha256: str) -> int:
+        try:
+            return self.path_of(sha256).stat().st_size
+        except FileNotFoundError as e:
+            raise NotFoundError(f"blob sha256:{sha256} is not stored") from e
+
+    def open_range(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Yield bytes ``start`` to ``end`` (exclusive; None = to the end) in chunks of READ_CHUNK_BYTES.
+
+        The file is opened before the first chunk is requested, so a missing blob raises here, not midway.
+        """
+        path = self.path_of(sha256)
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError as e:
+            raise NotFoundError(f"blob sha256:{sha256} is not stored") from e
+        total = os.fstat(handle.fileno()).st_size
+        stop = total if end is None else min(end, total)
+        if start < 0 or start > stop:
+            handle.close()
+            raise InputError(f"bad range {start}-{end} for a blob of {total} bytes")
+        return _read_chunks(handle, start, stop)
+
+    def delete(self, sha256: str) -> None:
+        self.path_of(sha256).unlink(missing_ok=True)
+
+    def collect_garbage(self, older_than_s: float) -> int:
+        """Remove temp files older than ``older_than_s`` seconds (crashed uploads); return how many."""
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for path in self._tmp.glob("*" + _TMP_SUFFIX):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue  # another process collected or committed it meanwhile
+        return removed
+
+    def temp_files(self) -> list[Path]:
+        """Temp files present now (tests check that failed uploads leave none)."""
+        return sorted(self._tmp.glob("*" + _TMP_SUFFIX))
+
+
+class _FilePendingBlob:
+    """A temp file that becomes a blob by fsync + rename, or disappears on abort."""
+
+    def __init__(self, store: FilesystemStore) -> None:
+        self._store = store
+        self._path = store._tmp / (secrets.token_hex(16) + _TMP_SUFFIX)
+        try:
+            self._file: IO[bytes] | None = self._path.open("xb")
+        except OSError as e:
+            raise StorageError(f"cannot create temp file in {store._tmp}: {e}") from e
+
+    def write(self, chunk: bytes) -> None:
+        if self._file is None:
+            raise StorageError("write to a pending blob that was already committed or aborted")
+        try:
+            self._file.write(chunk)
+        except OSError as e:
+            self.abort()
+            raise StorageError(f"writing blob temp file failed: {e}") from e
+
+    def commit(self, sha256: str) -> None:
+        """fsync the data, rename into place, fsync the directory. Idempotent if the blob exists already."""
+        final = self._store.path_of(sha256)
+        if self._file is None:
+            raise StorageError("commit of a pending blob that was already committed or aborted")
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._file = None
+            final.parent.mkdir(exist_ok=True)
+            os.replace(self._path, final)  # same content under the same name: replacing is harmless
+            _fsync_dir(final.parent)
+        except OSError as e:
+            self.abort()
+            raise StorageError(f"storing blob sha256:{sha256} failed: {e}") from e
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._path.unlink(missing_ok=True)
+
+
+def open_store(url_or_path: str | Path, *, s3_endpoint: str | None = None) -> BlobStore:
+    """A store from ``s3://bucket/prefix`` (the ``s3`` extra; ``s3_endpoint`` for MinIO and the like) or
+    a directory path."""
+    text = str(url_or_path)
+    if text.startswith("s3://"):
+        from lorareg.registry import s3
+
+        store: BlobStore = s3.open_s3_store(text, endpoint_url=s3_endpoint)
+        return store
+    if "://" in text:
+        raise InputError(f"unsupported storage URL {text!r}: expected s3://bucket/prefix or a directory")
+    return FilesystemStore(text)
+
+
+def _read_chunks(handle: IO[bytes], start: int, stop: int) -> Iterator[bytes]:
+    with handle:
+        handle.seek(start)
+        left = stop - start
+        while left > 0:
+            chunk = handle.read(min(READ_CHUNK_BYTES, left))
+            if not chunk:
+                raise StorageError(f"blob ended {left} bytes early")
+            left -= len(chunk)
+            yield chunk
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,73 @@
+"""Server settings: one frozen object per process, and the only reader of the environment.
+
+Every other server module receives a :class:`Settings` (``create_app(settings)``); nothing else calls
+``os.environ``. The CLI builds settings with :func:`settings_from_env`, letting explicit flags win over the
+environment. This module deliberately holds no defaults for secrets: tokens live in the database.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from lorareg.errors import InputError
+
+DEFAULT_HOME = Path("./lorareg-data")
+DEFAULT_MAX_UPLOAD_BYTES = 2 * 2**30  # 2 GiB: a large FLUX LoRA is ~1.3 GiB
+DEFAULT_MAX_BUNDLE_BYTES = 1 * 2**20  # 1 MiB: a signed bundle is a few KiB
+DEFAULT_CHUNK_BYTES = 1 * 2**20  # 1 MiB per read/write when streaming blobs
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the server needs to start, fixed for the life of the process.
+
+    ``database_url`` and ``storage`` are ``None`` for the embedded defaults under ``home``
+    (SQLite file and blob directory), which the registry service derives.
+    """
+
+    home: Path = DEFAULT_HOME
+    database_url: str | None = None
+    storage: str | None = None
+    s3_endpoint: str | None = None
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    max_bundle_bytes: int = DEFAULT_MAX_BUNDLE_BYTES
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    public_url: str | None = None  # the URL clients reach; used in blob_url/signature_url when set
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """Return a copy with the given non-``None`` fields replaced (explicit CLI flags win)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+
+
+def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
+    """Build :class:`Settings` from ``LORAREG_*`` variables (``os.environ`` unless ``env`` is given).
+
+    Raises:
+        InputError: a numeric variable is not a positive integer.
+    """
+    source = os.environ if env is None else env
+    return Settings(
+        home=Path(source.get("LORAREG_HOME") or DEFAULT_HOME),
+        database_url=source.get("LORAREG_DATABASE_URL") or None,
+        storage=source.get("LORAREG_STORAGE") or None,
+        s3_endpoint=source.get("LORAREG_S3_ENDPOINT") or None,
+        max_upload_bytes=_positive_int(source, "LORAREG_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES),
+        max_bundle_bytes=_positive_int(source, "LORAREG_MAX_BUNDLE_BYTES", DEFAULT_MAX_BUNDLE_BYTES),
+        public_url=source.get("LORAREG_PUBLIC_URL") or None,
+    )
+
+
+def _positive_int(source: Mapping[str, str], name: str, default: int) -> int:
+    raw = source.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as e:
+        raise InputError(f"{name} must be a positive integer of bytes; got {raw!r}") from e
+    if value <= 0:
+        raise InputError(f"{name} must be a positive integer of bytes; got {value}")
+    return value

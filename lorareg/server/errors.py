@@ -1,0 +1,60 @@
+"""The server's one exception handler: every :class:`LoraregError` becomes ``{"error": {"code", "message"}}``.
+
+This is one of the two places where ``LoraregError`` is caught (the other is the CLI entry point). The
+status is the error's own ``http_status``; FastAPI's request-validation errors become 400 ``bad_input`` in
+the same shape, so clients parse exactly one error format. Anything else is a bug: it is logged with its
+traceback and answered 500 ``internal_error`` without details, so nothing internal leaks to a client.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lorareg.errors import LoraregError, RemoteError
+
+_log = logging.getLogger("lorareg.server")
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    """The JSON error body every route answers with."""
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that turn exceptions into the one JSON error shape."""
+    app.add_exception_handler(LoraregError, _on_lorareg_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _on_validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _on_http_exception)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+async def _on_lorareg_error(request: Request, exc: LoraregError) -> JSONResponse:
+    status = exc.http_status
+    if isinstance(exc, RemoteError):  # a server-side RemoteError is an upstream (e.g. S3) failure
+        status = 502
+    if status >= 500:
+        _log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
+    return error_response(status, exc.code, exc.message)
+
+
+async def _on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err.get("loc", ()))
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return error_response(400, "bad_input", "invalid request: " + "; ".join(parts))
+
+
+async def _on_http_exception(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+    return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    _log.exception("%s %s crashed", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", "internal server error; see the server log")

@@ -1,0 +1,228 @@
+"""Attribution in images: A1111 ``parameters`` + ``lorareg`` PNG chunks, read back, and ``lorareg provenance``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from lorareg.attribution import (
+    AdapterUse,
+    ImageProvenance,
+    attribution,
+    current_status,
+    forget_adapter,
+    read_provenance,
+    record_adapter,
+    save_image,
+)
+from lorareg.errors import InputError, NotFoundError
+
+INK = AdapterUse(
+    adapter_name="acme_ink",
+    ref="acme/ink@1.2.0",
+    sha256="a" * 64,
+    autov3="0123456789abcdef" + "0" * 48,
+    weight=0.8,
+    name="acme/ink",
+    version="1.2.0",
+    family="sd1",
+    license="CreativeML-OpenRAIL-M",
+    creators=("Ada Ink",),
+    digests={"sha256": "a" * 64, "blake3": "b" * 64},
+)
+PIXEL = AdapterUse(
+    adapter_name="acme_pixel",
+    ref="acme/pixel@2.0.0",
+    sha256="c" * 64,
+    autov3="fedcba987654" + "1" * 52,
+    weight=1.0,
+)
+
+
+class FakePipe:
+    """Stands in for a diffusers pipeline: only the adapter bookkeeping attribution reads."""
+
+    def __init__(self, active: list[str]) -> None:
+        self.active = active
+
+    def get_active_adapters(self) -> list[str]:
+        return self.active
+
+
+def png(tmp_path: Path, **chunks: str) -> Path:
+    info = PngInfo()
+    for key, value in chunks.items():
+        info.add_text(key, value)
+    path = tmp_path / "in.png"
+    Image.new("RGB", (4, 4)).save(path, pnginfo=info)
+    return path
+
+
+def test_attribution_lists_only_adapters_still_active() -> None:
+    pipe = FakePipe(["acme_ink"])
+    record_adapter(pipe, INK)
+    record_adapter(pipe, PIXEL)
+    assert attribution(pipe) == [INK]
+    pipe.active = ["acme_ink", "acme_pixel"]
+    forget_adapter(pipe, "acme_ink")
+    assert attribution(pipe) == [PIXEL]
+
+
+def test_saved_png_carries_a1111_parameters_and_lorareg_chunk(tmp_path: Path) -> None:
+    pipe = FakePipe(["acme_ink", "acme_pixel"])
+    record_adapter(pipe, INK)
+    record_adapter(pipe, PIXEL)
+    out = save_image(
+        Image.new("RGB", (8, 8), "red"),
+        tmp_path / "out.png",
+        pipe,
+        prompt="a cat, ink style",
+        negative_prompt="blurry",
+        steps=2,
+        cfg_scale=7.5,
+        seed=42,
+        sampler="DPM++ 2M, Karras",
+    )
+    with Image.open(out) as image:
+        text = dict(image.text)  # type: ignore[attr-defined]
+    assert text["parameters"].splitlines() == [
+        "a cat, ink style <lora:acme_ink:0.8> <lora:acme_pixel:1>",
+        "Negative prompt: blurry",
+        'Steps: 2, CFG scale: 7.5, Seed: 42, Sampler: "DPM++ 2M, Karras", '
+        'Lora hashes: "acme_ink: 0123456789ab, acme_pixel: fedcba987654", Version: lorareg 0.1.0',
+    ]
+    chunk = json.loads(text["lorareg"])
+    assert [a["ref"] for a in chunk["adapters"]] == ["acme/ink@1.2.0", "acme/pixel@2.0.0"]
+    assert chunk["adapters"][0]["digests"]["blake3"] == "b" * 64
+    back = read_provenance(out)
+    assert back.adapters == (INK, PIXEL)
+    assert back.prompt == "a cat, ink style"
+
+
+def test_prompt_line_breaks_cannot_forge_the_settings_line(tmp_path: Path) -> None:
+    out = save_image(
+        Image.new("RGB", (4, 4)),
+        tmp_path / "o.png",
+        FakePipe([]),
+        prompt="x",
+        sampler="Euler\nLora hashes: forged",
+    )
+    params = read_provenance(out).parameters or ""
+    assert params.splitlines()[-1].startswith('Sampler: "Euler Lora hashes: forged"')
+
+
+def test_image_without_lorareg_chunk_reports_no_adapters(tmp_path: Path) -> None:
+    found = read_provenance(png(tmp_path, parameters="a cat\nSteps: 20"))
+    assert found == ImageProvenance("a cat\nSteps: 20", ())
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        "not json",
+        '{"schema": 1, "adapters": {}}',
+        '{"schema": 2, "adapters": []}',
+        '{"schema": 1, "schema": 1, "adapters": []}',
+        '{"schema": 1, "adapters": [{"adapter_name": "x"}]}',
+        '{"schema": 1, "adapters": [{"adapter_name": "x", "ref": "r", "sha256": 5, "autov3": "a", "weight": 1}]}',
+        '{"schema": 1, "adapters": [{"adapter_name": "x", "ref": "r", "sha256": "s", "autov3": "a", "weight": true}]}',
+        '{"schema": 1, "adapters": [' + "[" * 100 + "]" * 100 + "]}",
+    ],
+    ids=[
+        "not-json",
+        "adapters-not-list",
+        "future-schema",
+        "duplicate-key",
+        "missing-fields",
+        "digest-not-string",
+        "weight-bool",
+        "deep-nesting",
+    ],
+)
+def test_hostile_lorareg_chunk_is_refused(tmp_path: Path, chunk: str) -> None:
+    with pytest.raises(InputError):
+        read_provenance(png(tmp_path, lorareg=chunk))
+
+
+def test_not_an_image_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "x.png"
+    path.write_bytes(b"\x89PNG not really")
+    with pytest.raises(InputError):
+        read_provenance(path)
+
+
+def test_current_status_reports_revocation_and_unknown(tmp_path: Path) -> None:
+    answers: dict[str, Any] = {INK.sha256: {"status": "revoked", "revocation_reason": "takedown: likeness"}}
+
+    def resolve(sha256: str) -> dict[str, Any]:
+        if sha256 not in answers:
+            raise NotFoundError(f"no adapter with digest {sha256[:12]}")
+        return answers[sha256]
+
+    rows = current_status(ImageProvenance(None, (INK, PIXEL)), resolve)
+    assert [(r.status, r.reason) for r in rows] == [
+        ("revoked", "takedown: likeness"),
+        ("unknown", f"no adapter with digest {'c' * 12}"),
+    ]
+
+
+def test_provenance_cli_offline_reports_what_the_image_claims(tmp_path: Path) -> None:
+    pipe = FakePipe(["acme_ink"])
+    record_adapter(pipe, INK)
+    out = save_image(Image.new("RGB", (4, 4)), tmp_path / "o.png", pipe, prompt="p")
+    result = subprocess.run(
+        [sys.executable, "-m", "lorareg", "provenance", str(out), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [(a["ref"], a["status"]) for a in report["adapters"]] == [("acme/ink@1.2.0", "unchecked")]
+    human = subprocess.run(
+        [sys.executable, "-m", "lorareg", "provenance", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert "acme/ink@1.2.0  weight 0.8  unchecked" in human.stdout
+    assert "offline" in human.stdout
+
+
+def test_provenance_cli_refuses_a_non_image_with_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "x.png"
+    path.write_text("hello")
+    result = subprocess.run(
+        [sys.executable, "-m", "lorareg", "provenance", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ")
+
+
+def test_c2pa_manifest_marks_image_ai_generated_with_adapters_as_ingredients(tmp_path: Path) -> None:
+    from tests.fixtures.c2pa_certs import test_signing_chain
+
+    from lorareg.attribution_c2pa import AI_GENERATED, embed_c2pa, read_c2pa
+
+    pipe = FakePipe(["acme_ink"])
+    record_adapter(pipe, INK)
+    out = save_image(Image.new("RGB", (8, 8)), tmp_path / "o.png", pipe, prompt="p")
+    chain, key = test_signing_chain()
+    embed_c2pa(out, attribution(pipe), cert_chain_pem=chain, private_key_pem=key)
+    store = read_c2pa(out)
+    active = store["manifests"][store["active_manifest"]]  # type: ignore[index]
+    assert [i["title"] for i in active["ingredients"]] == ["acme/ink@1.2.0"]
+    actions = next(a for a in active["assertions"] if a["label"].startswith("c2pa.actions"))
+    assert actions["data"]["actions"][0]["digitalSourceType"] == AI_GENERATED
+    codes = {s["code"] for s in store.get("validation_status", [])}
+    assert codes <= {"signingCredential.untrusted"}  # only: the test CA is not on the C2PA trust list
+    assert read_provenance(out).adapters == (INK,)  # the text chunks survive signing

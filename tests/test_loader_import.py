@@ -1,0 +1,26 @@
+"""``import lorareg`` stays light: the loader's names are lazy and torch is imported only on first use."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_import_lorareg_does_not_import_torch_until_the_loader_is_used() -> None:
+    code = (
+        "import sys, lorareg;"
+        "print(sorted(m for m in ('torch', 'diffusers', 'peft', 'transformers') if m in sys.modules));"
+        "from lorareg import attribution, save_image;"
+        "print('torch' in sys.modules);"
+        "from lorareg import load_verified_lora, unload_lora;"
+        "print('torch' in sys.modules, load_verified_lora.__module__)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["[]", "False", "True lorareg.loader.load"]
+
+
+def test_public_names_are_listed_in_all() -> None:
+    import lorareg
+
+    assert {"attribution", "load_verified_lora", "save_image", "unload_lora"} <= set(lorareg.__all__)
