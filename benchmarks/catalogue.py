@@ -32,14 +32,18 @@ from lorareg.demo import seed_demo
 from lorareg.registry.db import FTS_TABLE, Adapter, Namespace, Version, VersionCreator
 from lorareg.registry.service import open_registry
 
-WORDS = ("pixel ink wash neon city forest portrait anime comic watercolor sketch clay isometric retro "
-         "cyberpunk noir pastel glitch vapor oil charcoal marble glass paper moss ember frost dune lunar "
-         "solar coral velvet chrome rust amber jade onyx ivory cobalt crimson misty gothic baroque").split()  # fmt: skip
+WORDS = (
+    "pixel ink wash neon city forest portrait anime comic watercolor sketch clay isometric retro "
+    "cyberpunk noir pastel glitch vapor oil charcoal marble glass paper moss ember frost dune lunar "
+    "solar coral velvet chrome rust amber jade onyx ivory cobalt crimson misty gothic baroque"
+).split()
 FAMILIES = ("sd1", "sdxl", "sd3", "flux1", "flux2")
 LICENSES = ("CreativeML-OpenRAIL-M", "CC-BY-4.0", "proprietary", "CC0-1.0", "Apache-2.0")
 SUBJECTS = ("style", "likeness", "character", "product", "concept")
 STATUSES = ("obtained", "not-required", "public-domain", "unknown")
-CREATORS = tuple(f"{a} {b}" for a in ("Mara", "Hana", "Leo", "Ilya", "Sam", "Noor") for b in ("Quist", "Sato", "Marsh"))
+CREATORS = tuple(
+    f"{a} {b}" for a in ("Mara", "Hana", "Leo", "Ilya", "Sam", "Noor") for b in ("Quist", "Sato", "Marsh")
+)
 BATCH = 5000  # rows per executemany
 QUERIES = [  # the mix; each is run `--rounds` times per size
     {"q": "pixel"},
@@ -56,7 +60,9 @@ QUERIES = [  # the mix; each is run `--rounds` times per size
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--counts", default="1000,100000", help="catalogue sizes, comma-separated")
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--rounds", type=int, default=20, help="repetitions of the query mix per size")
@@ -75,8 +81,10 @@ def main() -> None:
     sizes = sorted(results)
     if len(sizes) > 1:
         ratio = results[sizes[-1]][1] / results[sizes[0]][1]
-        print(f"p95 ratio {sizes[-1]:,} / {sizes[0]:,}: {ratio:.2f}x (target <= 2x); "
-              f"p95 at {sizes[-1]:,}: {results[sizes[-1]][1]:.1f} ms (target < 50 ms)")  # fmt: skip
+        print(
+            f"p95 ratio {sizes[-1]:,} / {sizes[0]:,}: {ratio:.2f}x (target <= 2x); "
+            f"p95 at {sizes[-1]:,}: {results[sizes[-1]][1]:.1f} ms (target < 50 ms)"
+        )
 
 
 def seed(data_dir: Path, count: int) -> None:
@@ -102,7 +110,9 @@ def seed(data_dir: Path, count: int) -> None:
         remaining -= size
 
 
-def _clone(template: dict[str, Any], row_id: int, rng: random.Random, namespaces: list[str], now: datetime) -> dict[str, Any]:
+def _clone(
+    template: dict[str, Any], row_id: int, rng: random.Random, namespaces: list[str], now: datetime
+) -> dict[str, Any]:
     words = rng.sample(WORDS, 3)
     name = f"{rng.choice(namespaces)}/{words[0]}-{words[1]}-{row_id}"
     creators = [rng.choice(CREATORS)]
@@ -127,25 +137,42 @@ def _clone(template: dict[str, Any], row_id: int, rng: random.Random, namespaces
 
 def _insert(engine: sa.Engine, rows: list[dict[str, Any]], now: datetime) -> None:
     with engine.begin() as conn:
-        conn.execute(sa.insert(Adapter.__table__),
-                     [{"name": r["name"], "namespace": r["name"].split("/")[0], "created": now} for r in rows])  # fmt: skip
-        conn.execute(sa.insert(Version.__table__), rows)
-        conn.execute(sa.insert(VersionCreator.__table__),
-                     [{"version_id": r["id"], "name_key": c.lower()} for r in rows for c in r["creators"]])  # fmt: skip
         conn.execute(
-            sa.text(f"INSERT INTO {FTS_TABLE} (rowid, name, description, trigger_words, creators, tags) "  # noqa: S608
-                    "VALUES (:rowid, :name, :description, :trigger_words, :creators, :tags)"),
-            [{"rowid": r["id"], "name": r["name"].replace("/", " "), "description": r["description"],
-              "trigger_words": " ".join(r["trigger_words"]), "creators": " ".join(r["creators"]),
-              "tags": " ".join(r["tags"])} for r in rows],
-        )  # fmt: skip
+            sa.insert(Adapter.__table__),
+            [{"name": r["name"], "namespace": r["name"].split("/")[0], "created": now} for r in rows],
+        )
+        conn.execute(sa.insert(Version.__table__), rows)
+        conn.execute(
+            sa.insert(VersionCreator.__table__),
+            [{"version_id": r["id"], "name_key": c.lower()} for r in rows for c in r["creators"]],
+        )
+        conn.execute(
+            sa.text(
+                f"INSERT INTO {FTS_TABLE} (rowid, name, description, trigger_words, creators, tags) "  # noqa: S608
+                "VALUES (:rowid, :name, :description, :trigger_words, :creators, :tags)"
+            ),
+            [
+                {
+                    "rowid": r["id"],
+                    "name": r["name"].replace("/", " "),
+                    "description": r["description"],
+                    "trigger_words": " ".join(r["trigger_words"]),
+                    "creators": " ".join(r["creators"]),
+                    "tags": " ".join(r["tags"]),
+                }
+                for r in rows
+            ],
+        )
 
 
 def measure(data_dir: Path, *, rounds: int) -> tuple[float, float]:
     """Run the query mix against ``lorareg serve`` on ``data_dir``; return (p50, p95) in ms."""
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "lorareg", "serve", "--data", str(data_dir), "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "lorareg", "serve", "--data", str(data_dir), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url)

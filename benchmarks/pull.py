@@ -76,7 +76,9 @@ class PeakRss:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
@@ -95,28 +97,50 @@ def run(tmp: Path, *, size: int, runs: int) -> None:
     (tmp / "manifest.toml").write_text(MANIFEST, encoding="utf-8")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([*_lorareg(), "serve", "--data", str(tmp / "data"), "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)  # fmt: skip
+    server = subprocess.Popen(
+        [*_lorareg(), "serve", "--data", str(tmp / "data"), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     rss = PeakRss()
     rss.watch("server", server.pid)
     try:
         _wait_healthy(url)
         env = {**env, "LORAREG_REGISTRY": url}
         publish_s = _timed_process(
-            [*_lorareg(), "publish", str(adapter), "--manifest", str(tmp / "manifest.toml"), "--key", str(key_path)],
-            env=env, rss=rss, label="publish client",
-        )  # fmt: skip
+            [
+                *_lorareg(),
+                "publish",
+                str(adapter),
+                "--manifest",
+                str(tmp / "manifest.toml"),
+                "--key",
+                str(key_path),
+            ],
+            env=env,
+            rss=rss,
+            label="publish client",
+        )
         print(f"publish (sign + upload): {publish_s:.2f} s")
         blob_url = httpx.get(f"{url}/api/v1/resolve", params={"ref": "bench/large@1.0.0"}).json()["blob_url"]
         curl_s, pull_s = [], []
         for i in range(runs):
             out = tmp / "curl.out"
-            curl_s.append(_timed_process(["curl", "-sSf", "-o", str(out), blob_url], env=env, rss=None, label=""))
+            curl_s.append(
+                _timed_process(["curl", "-sSf", "-o", str(out), blob_url], env=env, rss=None, label="")
+            )
             out.unlink()
             cache = tmp / f"cache-{i}"
             pull_env = {**env, "LORAREG_CACHE": str(cache)}
-            pull_s.append(_timed_process([*_lorareg(), "pull", "bench/large@1.0.0", "--verify", "--trust", str(trust_path)],
-                                         env=pull_env, rss=rss, label="pull client"))  # fmt: skip
+            pull_s.append(
+                _timed_process(
+                    [*_lorareg(), "pull", "bench/large@1.0.0", "--verify", "--trust", str(trust_path)],
+                    env=pull_env,
+                    rss=rss,
+                    label="pull client",
+                )
+            )
             shutil.rmtree(cache)
     finally:
         rss.stop()
@@ -125,7 +149,9 @@ def run(tmp: Path, *, size: int, runs: int) -> None:
     _report(size, publish_s, curl_s, pull_s, rss.peaks)
 
 
-def _report(size: int, publish_s: float, curl_s: list[float], pull_s: list[float], peaks: dict[str, int]) -> None:
+def _report(
+    size: int, publish_s: float, curl_s: list[float], pull_s: list[float], peaks: dict[str, int]
+) -> None:
     curl, pull = statistics.median(curl_s), statistics.median(pull_s)
     print(f"curl -o          median {curl:.2f} s  ({size / MIB / curl:,.0f} MiB/s)  runs {_fmt(curl_s)}")
     print(f"pull --verify    median {pull:.2f} s  ({size / MIB / pull:,.0f} MiB/s)  runs {_fmt(pull_s)}")
@@ -151,8 +177,9 @@ def _prepare_registry(tmp: Path) -> tuple[dict[str, str], Path, Path]:
 
     trust = TrustStore().with_key(key.public_key, label="bench", role="publisher", namespace="bench")
     for entry in registry.keys():
-        trust = trust.with_key(load_public_key(entry["public_key"].encode()), label="registry", role="registry",
-                               namespace=None)  # fmt: skip
+        trust = trust.with_key(
+            load_public_key(entry["public_key"].encode()), label="registry", role="registry", namespace=None
+        )
     trust_path = tmp / "trust.toml"
     trust.save(trust_path)
     env = {**os.environ, "LORAREG_TOKEN": token}

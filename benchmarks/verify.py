@@ -74,18 +74,24 @@ def build(directory: Path, size_mib: int) -> None:
     subprocess.run(sign, check=True, capture_output=True)
 
 
-def timed(cmd: list[str], runs: int) -> tuple[float, float]:
-    """Median wall seconds over ``runs`` and the largest child peak RSS in MiB."""
-    times, rss = [], 0.0
+def timed_once(cmd: list[str]) -> tuple[float, float]:
+    """Wall seconds of one run and the child's peak RSS in MiB."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}: {proc.stderr.read().decode() if proc.stderr else ''}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def interleaved(commands: dict[str, list[str]], runs: int) -> dict[str, tuple[float, float]]:
+    """Median seconds and peak RSS per command, running the commands in turn so load drift hits all alike."""
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
     for _ in range(runs):
-        pid_start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
-        times.append(time.perf_counter() - pid_start)
-        rss = max(rss, usage.ru_maxrss / 1024)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(f"failed: {' '.join(cmd)}: {proc.stderr.read().decode() if proc.stderr else ''}")
-    return statistics.median(times), rss
+        for name, cmd in commands.items():
+            samples[name].append(timed_once(cmd))
+    return {n: (statistics.median(t for t, _ in s), max(r for _, r in s)) for n, s in samples.items()}
 
 
 def main() -> None:
@@ -125,14 +131,14 @@ def main() -> None:
             "model_signing verify key": [py, "-m", "model_signing", "verify", "key", "--signature", sig,
                                          "--public_key", str(public), str(adapter)],
         }  # fmt: skip
-        timed(commands["openssl dgst -sha256"], 2)  # warm the page cache
+        for _ in range(2):  # warm the page cache
+            timed_once(commands["openssl dgst -sha256"])
         size = adapter.stat().st_size
-        print(f"file: {size / 2**20:.0f} MiB, {os.cpu_count()} CPUs, medians of {args.runs}")
-        base, _ = timed(commands["openssl dgst -sha256"], args.runs)
-        for name, cmd in commands.items():
-            median, rss = (
-                timed(cmd, args.runs) if name != "openssl dgst -sha256" else (base, timed(cmd, 1)[1])
-            )
+        load = os.getloadavg()[0]
+        print(f"file: {size / 2**20:.0f} MiB, {os.cpu_count()} CPUs, load {load:.1f}, medians of {args.runs}")
+        results = interleaved(commands, args.runs)
+        base = results["openssl dgst -sha256"][0]
+        for name, (median, rss) in results.items():
             print(f"{name:28s} {median:7.3f} s  {median / base:5.2f}x openssl  peak RSS {rss:6.1f} MiB")
 
 

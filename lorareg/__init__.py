@@ -20,10 +20,10 @@ __all__ = [
 ]
 
 _LAZY: dict[str, str] = {
-    "attribution": "lorareg.attribution",
+    "attribution": "lorareg.image_provenance",
     "inspect_file": "lorareg.inspect",
     "load_verified_lora": "lorareg.loader",
-    "save_image": "lorareg.attribution",
+    "save_image": "lorareg.image_provenance",
     "unload_lora": "lorareg.loader",
 }
 

@@ -28,10 +28,10 @@ import httpx
 
 from lorareg import errors
 from lorareg.cache import BlobCache
+from lorareg.download import sha256_file
 from lorareg.errors import LoraregError, RemoteError, VerificationError
 
 if TYPE_CHECKING:
-    from lorareg.hashing import FileHashes
     from lorareg.revocation import RevocationList
     from lorareg.signing.policy import Policy
     from lorareg.signing.trust import TrustStore
@@ -147,6 +147,44 @@ class Client:
         name, version = _split_exact(ref)
         return self._json("POST", f"/api/v1/adapters/{name}/versions/{version}/unyank", idempotent=True)
 
+    # -- takedowns and previews -----------------------------------------------------------------------
+    def file_takedown(
+        self, ref: str, *, reason: str, claimant: str, contact: str, details: str, good_faith: bool = True
+    ) -> dict[str, Any]:
+        """File a takedown request (no token needed); the answer's ``id`` is the tracking id."""
+        body = {
+            "ref": ref,
+            "reason": reason,
+            "claimant": claimant,
+            "contact": contact,
+            "details": details,
+            "good_faith": good_faith,
+        }
+        return self._json("POST", "/api/v1/takedowns", content=_json_bytes(body), headers=_JSON_HEADERS)
+
+    def takedown_status(self, request_id: str) -> dict[str, Any]:
+        """The public status of a takedown request."""
+        return self._json("GET", f"/api/v1/takedowns/{_path_part(request_id)}")
+
+    def list_takedowns(self, status: str | None = None) -> dict[str, Any]:
+        """The review queue (reviewer token): ``{"items": [...]}``."""
+        return self._json("GET", "/api/v1/takedowns", params={"status": status} if status else None)
+
+    def decide_takedown(
+        self, request_id: str, *, decision: str, reason: str, all_versions: bool = False
+    ) -> dict[str, Any]:
+        """Decide a request (reviewer token): ``uphold`` (revokes), ``reject`` or ``more-info``."""
+        body = {"decision": decision, "reason": reason, "all_versions": all_versions}
+        url = f"/api/v1/takedowns/{_path_part(request_id)}/decision"
+        return self._json("POST", url, content=_json_bytes(body), headers=_JSON_HEADERS)
+
+    def add_preview(self, ref: str, image: Path) -> dict[str, Any]:
+        """Upload a preview image (PNG, JPEG or WebP) for ``ns/name@version`` (publisher token)."""
+        name, version = _split_exact(ref)
+        url = f"/api/v1/adapters/{name}/versions/{version}/previews"
+        headers = {"Content-Type": "application/octet-stream"}
+        return self._json("POST", url, content=image.read_bytes(), headers=headers)
+
     # -- publishing -----------------------------------------------------------------------------------
     def publish(self, path: Path, bundle_bytes: bytes, *, progress: Progress | None = None) -> dict[str, Any]:
         """Upload ``path`` (streamed, skipped when the registry has it) then post its signed bundle.
@@ -205,27 +243,25 @@ class Client:
             VerificationError: signature, trust, digest, revocation (rollback, freeze, revoked) or policy.
             RemoteError: the network or the server failed after retries.
         """
-        from lorareg.hashing import hash_file
-
         detail = self.resolve(ref)
         sha256, size = str(detail["sha256"]), int(detail["size"])
         bundle = self.signature(detail["name"], detail["version"])
         with self.cache.download_lock(sha256):
             cached = self.cache.lookup(sha256)
             path = cached or self.cache.part_path(sha256)
-            hashes = hash_file(path) if cached else self._download(sha256, size, path, progress)
+            digest = sha256_file(path) if cached else self._download(sha256, size, path, progress)
             try:
-                if hashes.sha256 != sha256:
+                if digest != sha256:
                     raise VerificationError(
-                        [f"digest mismatch: the file has sha256 {hashes.sha256}, the registry says {sha256}"],
+                        [f"digest mismatch: the file has sha256 {digest}, the registry says {sha256}"],
                         subject=ref,
                     )
                 if verify:
                     self._verify(
-                        ref, detail, path=path, hashes=hashes, bundle=bundle, trust=trust, policy=policy
+                        ref, detail, path=path, sha256=digest, bundle=bundle, trust=trust, policy=policy
                     )
             except LoraregError:
-                if cached is None or hashes.sha256 != sha256:
+                if cached is None or digest != sha256:
                     self._discard(path, sha256=sha256, cached=cached is not None)
                 raise
             if cached is None:
@@ -238,7 +274,7 @@ class Client:
         detail: Mapping[str, Any],
         *,
         path: Path,
-        hashes: FileHashes,
+        sha256: str,
         bundle: bytes,
         trust: TrustStore | None,
         policy: Policy | None,
@@ -252,7 +288,7 @@ class Client:
         verified = verify_bundle(
             bundle,
             file_size=path.stat().st_size,
-            file_digests=hashes.to_dict(),
+            file_digests={"sha256": sha256},  # the digest the signature covers; see lorareg/download.py
             file_facts=inspect_file(path, with_hashes=False).facts,
             trust=trust,
             policy=policy,
@@ -261,7 +297,7 @@ class Client:
         _check_identity(verified, ref=ref, detail=detail)
         return verified
 
-    def _download(self, sha256: str, size: int, part: Path, progress: Progress | None) -> FileHashes:
+    def _download(self, sha256: str, size: int, part: Path, progress: Progress | None) -> str:
         from lorareg.download import download_resumable
 
         return download_resumable(
@@ -362,6 +398,22 @@ def _error_body(response: httpx.Response) -> tuple[str | None, str]:
         return str(error["code"]), str(error["message"])
     except (ValueError, KeyError, TypeError, httpx.HTTPError):
         return None, f"HTTP {response.status_code} {response.reason_phrase}".strip()
+
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def _json_bytes(body: Mapping[str, Any]) -> bytes:
+    import json
+
+    return json.dumps(body).encode("utf-8")
+
+
+def _path_part(value: str) -> str:
+    """``value`` percent-encoded as one path segment (a tracking id typed by a user)."""
+    from urllib.parse import quote
+
+    return quote(value, safe="")
 
 
 def _param(value: object) -> str:

@@ -82,7 +82,7 @@ class StreamHasher:
         self._sha256 = hashlib.sha256()
         self._autov1 = hashlib.sha256()
         self._autov3 = hashlib.sha256()
-        self._blake3 = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        self._blake3 = blake3.blake3()  # one thread: its lane is not the critical path (SHA-256 is)
         self._crc32 = 0
         self._size = 0
         self._prefix = b""  # the first 8 bytes, until the header length is known

@@ -4,7 +4,7 @@ A LoRA file arrives from strangers, so this module reads as little as it can and
 8-byte little-endian header length, then the JSON header, never the tensor data. Every rule that the
 reference Rust crate enforces is enforced here (``LORA_FORMATS.md`` §1), plus caps that keep the work and
 memory of a hostile header bounded *before* JSON parsing starts: the header length, the nesting depth and
-the number of JSON strings, commas and brackets are all checked on the raw bytes with C-speed scans.
+the number of JSON strings, commas and brackets are all checked on the raw bytes (``safetensors_json.py``).
 
 What it deliberately does not do: read tensor data (only :func:`read_scalars` reads the few bytes of 0-dim
 tensors such as kohya ``.alpha``, at their exact offsets), interpret tensor names (``facts.py`` does),
@@ -16,20 +16,19 @@ pickle: pickle and ZIP (``torch.save``) files are recognised by name and by magi
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 import stat
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from itertools import accumulate
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NoReturn
+from typing import Any
 
 from lorareg.errors import InputError, NotFoundError, PayloadTooLargeError
 from lorareg.foreign_formats import refuse_foreign_magic, refuse_pickle_name
+from lorareg.safetensors_json import JsonBudget, load_header_json
 
 # Limits. A full SDXL kohya LoRA with both text encoders has a ~400 KB header and ~3,000 tensors; LyCORIS
 # and DoRA variants reach ~15,000 tensors. The caps leave 40x and 4x room. MAX_HEADER_BYTES stays one byte
@@ -52,6 +51,15 @@ DTYPE_BITS: Mapping[str, int] = MappingProxyType(
     }
 )  # fmt: skip
 
+# Budgets on the raw header bytes, derived from the caps: a tensor entry has 5 strings, 6 brackets and at
+# most 4 + MAX_TENSOR_DIMS commas; a metadata entry 2 strings and 1 comma.
+_JSON_BUDGET = JsonBudget(
+    strings=5 * MAX_TENSORS + 2 * MAX_METADATA_ENTRIES + 1,
+    commas=(4 + MAX_TENSOR_DIMS) * MAX_TENSORS + MAX_METADATA_ENTRIES + 1,
+    brackets=6 * MAX_TENSORS + 4,
+    depth=MAX_NESTING_DEPTH,
+    derived_from=f"MAX_TENSORS ({MAX_TENSORS}) and MAX_METADATA_ENTRIES ({MAX_METADATA_ENTRIES})",
+)
 _LENGTH_BYTES = 8  # the little-endian u64 header length
 _USIZE_LIMIT = 2**64  # the crate computes sizes in u64/usize; anything at or above overflows
 _TENSOR_FIELDS = frozenset({"dtype", "shape", "data_offsets"})
@@ -132,12 +140,11 @@ def parse_header(buf: bytes | bytearray | memoryview, *, file_size: int) -> Safe
         raise InputError(
             f"buffer holds {len(view)} bytes, less than the {_LENGTH_BYTES + length}-byte header"
         )
-    text = _decode_checked(bytes(view[_LENGTH_BYTES : _LENGTH_BYTES + length]))
-    document = _load_json(text)
+    document = load_header_json(bytes(view[_LENGTH_BYTES : _LENGTH_BYTES + length]), budget=_JSON_BUDGET)
     metadata = _validate_metadata(document.pop("__metadata__", {}))
     if len(document) > MAX_TENSORS:
         raise InputError(f"header has {len(document)} tensors; MAX_TENSORS is {MAX_TENSORS}")
-    tensors = {name: _validate_tensor(name, entry) for name, entry in document.items()}
+    tensors = _validate_tensors(document)
     data_end = _check_offsets(tensors)
     _check_coverage(data_end, header_size=length, file_size=file_size)
     return SafetensorsHeader(header_size=length, file_size=file_size, tensors=tensors, metadata=metadata)
@@ -209,85 +216,6 @@ def _check_coverage(data_end: int, *, header_size: int, file_size: int) -> None:
         raise InputError(f"tensor data ends at byte {expected} but the file has only {file_size} bytes")
 
 
-# --- JSON ---------------------------------------------------------------------------------------------
-
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_DEPTH_STEP = [0] * 256
-for _byte, _step in ((b"[", 1), (b"{", 1), (b"]", -1), (b"}", -1)):
-    _DEPTH_STEP[_byte[0]] = _step
-# Budgets on the raw bytes, derived from the caps: a tensor entry has 5 strings, 6 brackets and at most
-# 4 + MAX_TENSOR_DIMS commas; a metadata entry 2 strings and 1 comma.
-_MAX_STRINGS = 5 * MAX_TENSORS + 2 * MAX_METADATA_ENTRIES + 1
-_MAX_COMMAS = (4 + MAX_TENSOR_DIMS) * MAX_TENSORS + MAX_METADATA_ENTRIES + 1
-_MAX_BRACKETS = 6 * MAX_TENSORS + 4
-
-
-def _decode_checked(raw: bytes) -> str:
-    """Bound the parser's work and memory before it runs; return the header text.
-
-    Checks the leading '{' and strict UTF-8, then counts strings, commas and brackets outside strings and
-    the bracket nesting depth, all with C-level byte operations: no recursion, no per-token Python loop.
-    """
-    if raw[:1] != b"{":
-        raise InputError(f"header must start with '{{', found {raw[:1]!r}")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise InputError(f"header is not valid UTF-8 at byte {_LENGTH_BYTES + e.start}: {e.reason}") from e
-    # Drop escaped backslashes, then escaped quotes: every '"' left delimits a string (in valid JSON).
-    unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
-    strings = unescaped.count(b'"') // 2
-    _check_budget(strings, _MAX_STRINGS, "strings")
-    outside = b"".join(unescaped.split(b'"')[::2])
-    del unescaped
-    _check_budget(outside.count(b","), _MAX_COMMAS, "commas")
-    brackets = outside.translate(None, _NOT_BRACKETS)
-    _check_budget(len(brackets), _MAX_BRACKETS, "brackets")
-    depth = max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
-    if depth > MAX_NESTING_DEPTH:
-        raise InputError(f"header JSON nests {depth} levels deep; MAX_NESTING_DEPTH is {MAX_NESTING_DEPTH}")
-    return text
-
-
-def _check_budget(count: int, budget: int, what: str) -> None:
-    if count > budget:
-        raise InputError(
-            f"header JSON has {count} {what}, more than the {budget} that a header within MAX_TENSORS "
-            f"({MAX_TENSORS}) and MAX_METADATA_ENTRIES ({MAX_METADATA_ENTRIES}) can hold"
-        )
-
-
-def _load_json(text: str) -> dict[str, Any]:
-    """Parse strictly: duplicate keys and NaN/Infinity refused, only spaces after the closing brace."""
-    decoder = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_refuse_constant)
-    try:
-        document, end = decoder.raw_decode(text)
-    except InputError:
-        raise
-    except (ValueError, RecursionError) as e:
-        raise InputError(f"header is not valid JSON: {e}") from e
-    if text[end:].strip(" "):
-        raise InputError(
-            f"header has {text[end:].strip(' ')[:20]!r} after the JSON object; only spaces may pad it"
-        )
-    if not isinstance(document, dict):
-        raise InputError("header JSON must be an object")
-    return document
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise InputError(f"header JSON repeats the key {_label(key)}; duplicate keys are ambiguous")
-        result[key] = value
-    return result
-
-
-def _refuse_constant(name: str) -> NoReturn:
-    raise InputError(f"header JSON holds {name}, which is not JSON")
-
-
 # --- entries ------------------------------------------------------------------------------------------
 
 # C0 controls except tab/newline/CR, DEL, C1 controls, and the bidi embeddings/overrides/isolates that
@@ -311,6 +239,22 @@ def _checked_text(text: str, *, what: str, limit: int, limit_name: str) -> str:
     return text
 
 
+def _check_texts(texts: list[str], *, what: str, limit: int, limit_name: str) -> None:
+    """:func:`_checked_text` for many strings with one C-level pass; the per-string path runs only to
+    name the culprit. ``what`` has a ``{}`` for the quoted string."""
+    joined = "/".join(texts)
+    try:
+        joined.encode("utf-8")
+    except UnicodeEncodeError:
+        suspicious = True
+    else:
+        too_long = max(map(len, texts), default=0) * 4 > limit  # 4: the most UTF-8 bytes of a character
+        suspicious = too_long or _HOSTILE_CHARS.search(joined) is not None
+    if suspicious:
+        for text in texts:
+            _checked_text(text, what=what.format(_label(text)), limit=limit, limit_name=limit_name)
+
+
 def _validate_metadata(metadata: object) -> dict[str, str]:
     if not isinstance(metadata, dict):
         raise InputError(f"__metadata__ must be an object of strings, found {_json_type(metadata)}")
@@ -318,23 +262,56 @@ def _validate_metadata(metadata: object) -> dict[str, str]:
         raise InputError(
             f"__metadata__ has {len(metadata)} entries; MAX_METADATA_ENTRIES is {MAX_METADATA_ENTRIES}"
         )
+    _check_texts(
+        list(metadata), what="__metadata__ key {}", limit=MAX_NAME_BYTES, limit_name="MAX_NAME_BYTES"
+    )
     for key, value in metadata.items():
-        what = f"__metadata__ key {_label(key)}"
-        _checked_text(key, what=what, limit=MAX_NAME_BYTES, limit_name="MAX_NAME_BYTES")
+        what = f"__metadata__ key {_label(key)}: value"
         if not isinstance(value, str):
-            raise InputError(f"{what}: value must be a string, found {_json_type(value)}")
-        _checked_text(
-            value,
-            what=f"{what}: value",
-            limit=MAX_METADATA_VALUE_BYTES,
-            limit_name="MAX_METADATA_VALUE_BYTES",
-        )
+            raise InputError(f"{what} must be a string, found {_json_type(value)}")
+        _checked_text(value, what=what, limit=MAX_METADATA_VALUE_BYTES, limit_name="MAX_METADATA_VALUE_BYTES")
     return metadata
 
 
-def _validate_tensor(name: str, entry: object) -> TensorInfo:
+def _validate_tensors(document: dict[str, Any]) -> dict[str, TensorInfo]:
+    """Validate every tensor entry: a fast path for valid ones, the checked path to explain a failure."""
+    _check_texts(list(document), what="tensor {}: name", limit=MAX_NAME_BYTES, limit_name="MAX_NAME_BYTES")
+    tensors = {}
+    for name, entry in document.items():
+        info = _fast_tensor(name, entry)
+        tensors[name] = info if info is not None else _checked_tensor(name, entry)
+    return tensors
+
+
+def _fast_tensor(name: str, entry: object) -> TensorInfo | None:
+    """The entry as a TensorInfo if it is valid (offsets aside), else ``None``; no message built."""
+    if type(entry) is not dict or entry.keys() != _TENSOR_FIELDS:
+        return None
+    dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+    if type(dtype) is not str or dtype not in DTYPE_BITS:
+        return None
+    if not (_is_u64_list(shape, MAX_TENSOR_DIMS) and _is_u64_list(offsets, 2) and len(offsets) == 2):
+        return None
+    bits = DTYPE_BITS[dtype]
+    for dim in shape:
+        bits *= dim
+    begin, end = offsets
+    if bits >= _USIZE_LIMIT or bits % 8 or (end >= begin and end - begin != bits // 8):
+        return None
+    return TensorInfo(name=name, dtype=dtype, shape=tuple(shape), begin=begin, end=end)
+
+
+def _is_u64_list(value: object, max_len: int) -> bool:
+    return (
+        type(value) is list
+        and len(value) <= max_len
+        and all(type(item) is int and 0 <= item < _USIZE_LIMIT for item in value)
+    )
+
+
+def _checked_tensor(name: str, entry: object) -> TensorInfo:
+    """Check one entry rule by rule and raise naming the first that fails (the slow, explaining path)."""
     where = f"tensor {_label(name)}"
-    _checked_text(name, what=f"{where}: name", limit=MAX_NAME_BYTES, limit_name="MAX_NAME_BYTES")
     if not isinstance(entry, dict):
         raise InputError(f"{where}: entry must be an object, found {_json_type(entry)}")
     if entry.keys() != _TENSOR_FIELDS:

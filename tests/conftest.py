@@ -16,4 +16,5 @@ pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.server",
     "tests.fixtures.registry",
+    "tests.fixtures.web",
 ]

@@ -1,4 +1,4 @@
-"""Attribution in images: A1111 ``parameters`` + ``lorareg`` PNG chunks, read back, and ``lorareg provenance``."""
+"""Attribution in images: A1111 ``parameters`` + ``lorareg`` PNG chunks, read back; ``lorareg provenance``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from lorareg.attribution import (
+import lorareg
+from lorareg.errors import InputError, NotFoundError
+from lorareg.image_provenance import (
     AdapterUse,
     ImageProvenance,
     attribution,
@@ -22,7 +24,6 @@ from lorareg.attribution import (
     record_adapter,
     save_image,
 )
-from lorareg.errors import InputError, NotFoundError
 
 INK = AdapterUse(
     adapter_name="acme_ink",
@@ -43,6 +44,11 @@ PIXEL = AdapterUse(
     sha256="c" * 64,
     autov3="fedcba987654" + "1" * 52,
     weight=1.0,
+)
+
+
+ENTRY = json.dumps(
+    {"schema": 1, "adapters": [{"adapter_name": "x", "ref": "r", "sha256": "s", "autov3": "a", "weight": 1}]}
 )
 
 
@@ -96,7 +102,8 @@ def test_saved_png_carries_a1111_parameters_and_lorareg_chunk(tmp_path: Path) ->
         "a cat, ink style <lora:acme_ink:0.8> <lora:acme_pixel:1>",
         "Negative prompt: blurry",
         'Steps: 2, CFG scale: 7.5, Seed: 42, Sampler: "DPM++ 2M, Karras", '
-        'Lora hashes: "acme_ink: 0123456789ab, acme_pixel: fedcba987654", Version: lorareg 0.1.0',
+        'Lora hashes: "acme_ink: 0123456789ab, acme_pixel: fedcba987654", Version: lorareg '
+        + lorareg.__version__,
     ]
     chunk = json.loads(text["lorareg"])
     assert [a["ref"] for a in chunk["adapters"]] == ["acme/ink@1.2.0", "acme/pixel@2.0.0"]
@@ -131,8 +138,8 @@ def test_image_without_lorareg_chunk_reports_no_adapters(tmp_path: Path) -> None
         '{"schema": 2, "adapters": []}',
         '{"schema": 1, "schema": 1, "adapters": []}',
         '{"schema": 1, "adapters": [{"adapter_name": "x"}]}',
-        '{"schema": 1, "adapters": [{"adapter_name": "x", "ref": "r", "sha256": 5, "autov3": "a", "weight": 1}]}',
-        '{"schema": 1, "adapters": [{"adapter_name": "x", "ref": "r", "sha256": "s", "autov3": "a", "weight": true}]}',
+        ENTRY.replace('"sha256": "s"', '"sha256": 5'),
+        ENTRY.replace('"weight": 1', '"weight": true'),
         '{"schema": 1, "adapters": [' + "[" * 100 + "]" * 100 + "]}",
     ],
     ids=[
@@ -209,14 +216,13 @@ def test_provenance_cli_refuses_a_non_image_with_exit_2(tmp_path: Path) -> None:
 
 
 def test_c2pa_manifest_marks_image_ai_generated_with_adapters_as_ingredients(tmp_path: Path) -> None:
-    from tests.fixtures.c2pa_certs import test_signing_chain
-
-    from lorareg.attribution_c2pa import AI_GENERATED, embed_c2pa, read_c2pa
+    from lorareg.image_c2pa import AI_GENERATED, embed_c2pa, read_c2pa
+    from tests.fixtures.c2pa_certs import make_signing_chain
 
     pipe = FakePipe(["acme_ink"])
     record_adapter(pipe, INK)
     out = save_image(Image.new("RGB", (8, 8)), tmp_path / "o.png", pipe, prompt="p")
-    chain, key = test_signing_chain()
+    chain, key = make_signing_chain()
     embed_c2pa(out, attribution(pipe), cert_chain_pem=chain, private_key_pem=key)
     store = read_c2pa(out)
     active = store["manifests"][store["active_manifest"]]  # type: ignore[index]

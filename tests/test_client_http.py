@@ -111,14 +111,14 @@ def test_part_file_left_by_an_earlier_run_is_resumed_and_hashed_whole(
     part.write_bytes(data[:100_000])
     seen: list[str | None] = []
     with httpx.Client(transport=_blob_server(data, honour_range=honour_range, seen=seen)) as http:
-        hashes = download_resumable(
+        digest = download_resumable(
             lambda headers: http.stream("GET", "http://registry.test/blob", headers=headers),
             part=part,
             size=len(data),
             raise_for=lambda response: None,
         )
     assert seen[0] == "bytes=100000-"
-    assert hashes.sha256 == hashlib.sha256(data).hexdigest()
+    assert digest == hashlib.sha256(data).hexdigest()
     assert part.read_bytes() == data
 
 

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from lorareg import attribution, load_verified_lora, save_image, unload_lora
-from lorareg.attribution import read_provenance
 from lorareg.errors import IncompatibleAdapterError, NotFoundError, VerificationError
+from lorareg.image_provenance import read_provenance
 from lorareg.loader import StackingWarning
 from lorareg.manifest import ManifestDraft
 from lorareg.signing.keys import PrivateKey, generate

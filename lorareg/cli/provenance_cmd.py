@@ -29,7 +29,7 @@ def provenance(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Report the adapters an image claims and, with a registry, their current status."""
-    from lorareg.attribution import current_status, read_provenance
+    from lorareg.image_provenance import current_status, read_provenance
 
     claimed = read_provenance(image)
     statuses = None
@@ -42,7 +42,9 @@ def provenance(
     if statuses is not None:
         rows = [_row(s.adapter.to_json(), {"status": s.status, "reason": s.reason}) for s in statuses]
     if as_json:
-        print_json({"image": str(image), "registry": registry, "adapters": rows, "parameters": claimed.parameters})
+        print_json(
+            {"image": str(image), "registry": registry, "adapters": rows, "parameters": claimed.parameters}
+        )
         return
     _print_human(image, registry, rows, claimed.parameters)
 
@@ -54,7 +56,9 @@ def _row(use: dict[str, Any], status: dict[str, Any] | None) -> dict[str, Any]:
     return row
 
 
-def _print_human(image: Path, registry: str | None, rows: list[dict[str, Any]], parameters: str | None) -> None:
+def _print_human(
+    image: Path, registry: str | None, rows: list[dict[str, Any]], parameters: str | None
+) -> None:
     typer.echo(f"{safe_text(image)}: {len(rows)} lorareg adapter(s)")
     if not rows and parameters:
         typer.echo("  no lorareg chunk; A1111 parameters: " + safe_text(parameters, limit=200))

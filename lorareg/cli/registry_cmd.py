@@ -42,10 +42,13 @@ def publish(
         ..., "--manifest", exists=True, dir_okay=False, help="manifest.toml draft."
     ),
     key: Path = typer.Option(..., "--key", exists=True, dir_okay=False, help="Publisher private key (PEM)."),
+    preview: list[Path] = typer.Option(  # noqa: B006 - typer reads the default, never mutates it
+        [], "--preview", exists=True, dir_okay=False, help="Preview image (PNG/JPEG/WebP); repeatable."
+    ),
     registry: str = _REGISTRY,
     token: str | None = _TOKEN,
 ) -> None:
-    """Sign FILE with its manifest and upload it; print name@version and the sha256."""
+    """Sign FILE with its manifest and upload it (and any previews); print name@version and the sha256."""
     from lorareg.client import Client
     from lorareg.manifest_complete import ManifestDraft
     from lorareg.signing.sign import sign_file
@@ -54,6 +57,8 @@ def publish(
     bundle = sign_file(file, draft, _load_key(key))
     with Client(registry, token) as client, _progress("uploading") as progress:
         version = client.publish(file, bundle, progress=progress)
+        for image in preview:
+            client.add_preview(str(version["ref"]), image)
     typer.echo(f"{safe_text(version['ref'])}")
     typer.echo(f"sha256:{safe_text(version['sha256'])}")
 

@@ -20,7 +20,11 @@ _TRANSFORMER_FAMILIES = {
     "FluxTransformer2DModel": "flux1",
     "Flux2Transformer2DModel": "flux2",
 }
-_PIPELINE_NAME_FAMILIES = (("Kandinsky", "kandinsky"), ("Wuerstchen", "wuerstchen"), ("StableCascade", "wuerstchen"))
+_PIPELINE_NAME_FAMILIES = (
+    ("Kandinsky", "kandinsky"),
+    ("Wuerstchen", "wuerstchen"),
+    ("StableCascade", "wuerstchen"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +74,8 @@ def _transformer_family(transformer: Any) -> PipelineFamily:
     if family == "sd3":
         depth = f"{_get(config, 'num_layers', '?')} joint blocks"
     elif family in ("flux1", "flux2"):
-        depth = f"{_get(config, 'num_layers', '?')} double + {_get(config, 'num_single_layers', '?')} single blocks"
+        double, single = _get(config, "num_layers", "?"), _get(config, "num_single_layers", "?")
+        depth = f"{double} double + {single} single blocks"
     else:
         depth = "unrecognised transformer"
     return PipelineFamily(family, f"{name}, {depth}, width {width}")

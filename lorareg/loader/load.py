@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lorareg.attribution import PIPE_ATTRIBUTE, AdapterUse, forget_adapter, record_adapter
 from lorareg.errors import IncompatibleAdapterError, InputError, NotFoundError, VerificationError
+from lorareg.image_provenance import PIPE_ATTRIBUTE, AdapterUse, forget_adapter, record_adapter
 from lorareg.loader.family import PipelineFamily, detect_family
 from lorareg.loader.source import AdapterSource, open_adapter
 from lorareg.loader.stacking import StackingWarning, stacking_problems
@@ -85,8 +85,12 @@ def load_verified_lora(
         NotFoundError: no such file or reference.
     """
     trust_store, active_policy = _trust_and_policy(trust, policy)
-    source = open_adapter(ref, registry=registry, signature=signature, trust=trust_store, policy=active_policy)
-    checked = _check(pipe, source, weight=weight, adapter_name=adapter_name, trust=trust_store, policy=active_policy)
+    source = open_adapter(
+        ref, registry=registry, signature=signature, trust=trust_store, policy=active_policy
+    )
+    checked = _check(
+        pipe, source, weight=weight, adapter_name=adapter_name, trust=trust_store, policy=active_policy
+    )
     if checked.verification:
         raise VerificationError(checked.verification + checked.incompatibility, subject=source.label)
     if checked.incompatibility:
@@ -144,7 +148,9 @@ def _check(
     incompatibility = _family_reasons(use, facts.family, detect_family(pipe))
     incompatibility += _structure_reasons(pipe, header, scalars)
     if use.adapter_name in _loaded_names(pipe):
-        incompatibility.append(f"adapter name {use.adapter_name!r} is already loaded; unload it or pass adapter_name=")
+        incompatibility.append(
+            f"adapter name {use.adapter_name!r} is already loaded; unload it or pass adapter_name="
+        )
     refusals, advice = stacking_problems(weights=[*_stack_weights(pipe), weight], policy=policy)
     return _Checked(use, verification + refusals, incompatibility, advice, _lora_metadata(header.metadata))
 
@@ -171,7 +177,12 @@ def _digest(data: bytes, algorithm: str) -> str:
 
 
 def _use_record(
-    source: AdapterSource, digests: dict[str, str], manifest: Any, facts: Any, *, weight: float,
+    source: AdapterSource,
+    digests: dict[str, str],
+    manifest: Any,
+    facts: Any,
+    *,
+    weight: float,
     adapter_name: str | None,
 ) -> AdapterUse:
     """The attribution record; manifest fields only from a verified manifest."""
@@ -219,7 +230,11 @@ def _family_reasons(use: AdapterUse, fact_family: str, pipeline: PipelineFamily)
     if pipeline.family == "unknown":
         return []  # nothing to compare; the structural check still decides
     claimed = {f for f in (use.family, fact_family) if f and f != "unknown"}
-    return [f"{use.ref} targets {family}; this pipeline is {pipeline.describe()}" for family in sorted(claimed) if family != pipeline.family]
+    return [
+        f"{use.ref} targets {family}; this pipeline is {pipeline.describe()}"
+        for family in sorted(claimed)
+        if family != pipeline.family
+    ]
 
 
 def _structure_reasons(pipe: Any, header: Any, scalars: dict[str, float]) -> list[str]:
@@ -254,7 +269,9 @@ def _apply(pipe: Any, data: bytes, use: AdapterUse, lora_metadata: dict[str, Any
     except Exception as e:  # anything diffusers/peft raise: report it as ours, after cleaning up
         with contextlib.suppress(Exception):
             pipe.delete_adapters(use.adapter_name)
-        raise IncompatibleAdapterError([f"diffusers failed to load the adapter: {type(e).__name__}: {e}"]) from e
+        raise IncompatibleAdapterError(
+            [f"diffusers failed to load the adapter: {type(e).__name__}: {e}"]
+        ) from e
 
 
 @contextlib.contextmanager
@@ -302,7 +319,10 @@ def _set_weights(pipe: Any, new: AdapterUse | None) -> None:
     names = sorted(_loaded_names(pipe))
     if not names:
         return
-    weights = [new.weight if new and n == new.adapter_name else records[n].weight if n in records else 1.0 for n in names]
+    weights = [
+        new.weight if new and n == new.adapter_name else records[n].weight if n in records else 1.0
+        for n in names
+    ]
     pipe.set_adapters(names, adapter_weights=weights)
 
 

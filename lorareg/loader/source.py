@@ -98,12 +98,12 @@ def _with_revocations(
     if len(data) > MAX_ADAPTER_BYTES or len(bundle) > MAX_SIGNATURE_BYTES:
         raise PayloadTooLargeError(f"{path}: grew while being read")
     if registry is None:
-        note = "no registry given: revocation was not checked"
-        return AdapterSource(label, data, bundle, notes=(note,))
+        unchecked = "no registry given: revocation was not checked"
+        return AdapterSource(label, data, bundle, notes=(unchecked,))
     with _client(registry) as client:
-        revocations, note = _revocation_list(client, trust, policy)
+        revocations, offline = _revocation_list(client, trust, policy)
     revoked = {r.sha256: r.reason for r in revocations.revoked}
-    return AdapterSource(label, data, bundle, revoked, revocations.version, (note,) if note else ())
+    return AdapterSource(label, data, bundle, revoked, revocations.version, (offline,) if offline else ())
 
 
 def _revocation_list(client: Any, trust: Any, policy: Any) -> tuple[Any, str | None]:

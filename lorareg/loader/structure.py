@@ -128,14 +128,14 @@ def _convert_like_diffusers(pipe: Any, state: dict[str, torch.Tensor]) -> dict[s
 
 
 def _to_peft_keys(model: Any, component: str, group: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The renaming diffusers applies per component before peft injects (``loaders/peft.py``, ``lora_base.py``)."""
+    """The renaming diffusers applies per component before peft injects (``loaders/peft.py``)."""
     if component.startswith("text_encoder"):
-        group = convert_state_dict_to_peft(convert_state_dict_to_diffusers(group))
+        group = convert_state_dict_to_peft(convert_state_dict_to_diffusers(group))  # type: ignore[no-untyped-call]
         if model is not None and not hasattr(model, "text_model"):
             group = {k.removeprefix("text_model."): v for k, v in group.items()}
         return group
     if group and "lora_A" not in next(iter(group)):
-        return dict(convert_unet_state_dict_to_peft(group))
+        return dict(convert_unet_state_dict_to_peft(group))  # type: ignore[no-untyped-call]
     return group
 
 
@@ -163,8 +163,12 @@ def _shape_problem(target: TargetModule, module: Any) -> str | None:
     """Compare one target with the module it would patch; a sentence when they differ."""
     want = f"adapter has in {target.in_features} → out {target.out_features}"
     if isinstance(module, torch.nn.Linear):
-        if target.kernel or (module.in_features, module.out_features) != (target.in_features, target.out_features):
-            return f"{target.name}: {want}, the pipeline's Linear is {module.in_features} → {module.out_features}"
+        if target.kernel or (module.in_features, module.out_features) != (
+            target.in_features,
+            target.out_features,
+        ):
+            shape = f"{module.in_features} → {module.out_features}"
+            return f"{target.name}: {want}, the pipeline's Linear is {shape}"
         return None
     if isinstance(module, torch.nn.Conv2d):
         kernel = tuple(module.kernel_size)
@@ -182,7 +186,9 @@ def _missing_reasons(missing: list[str], total: int) -> list[str]:
     if not missing:
         return []
     if len(missing) == total:
-        return _name_list(f"none of the adapter's {total} target modules exist in this pipeline; missing", missing)
+        return _name_list(
+            f"none of the adapter's {total} target modules exist in this pipeline; missing", missing
+        )
     return _name_list(f"{len(missing)} of {total} target modules are missing from this pipeline", missing)
 
 

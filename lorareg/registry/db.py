@@ -1,10 +1,10 @@
-"""The registry's tables (SQLModel) and ``open_database``: engine, sessions and SQLite defaults.
+"""The registry's tables (SQLModel) and ``open_database``: engine, sessions, schema check, SQLite defaults.
 
-Portable SQL only: every table is plain SQLModel/SQLAlchemy, so the same metadata creates the schema on
-SQLite and PostgreSQL (Alembic migrations will be generated from ``SQLModel.metadata``). The one engine
-specific object, the SQLite FTS5 search table, is created by a DDL hook that only fires on SQLite; the
-search module hides it (PostgreSQL gets ``tsvector`` there later). Immutability is enforced by unique
-constraints, not by checks in Python: two concurrent inserts of one ``name@version`` cannot both commit.
+Portable SQL only: every table is plain SQLModel/SQLAlchemy, so the same metadata describes the schema on
+SQLite and PostgreSQL; the schema itself is made by the Alembic migrations in ``migrations/`` (``schema.py``).
+The one engine-specific object is the full-text index ``version_fts`` (FTS5 on SQLite, ``tsvector`` + GIN
+on PostgreSQL), hidden behind ``search.py``. Immutability is enforced by unique constraints, not by checks
+in Python: two concurrent inserts of one ``name@version`` cannot both commit.
 
 SQLite runs in WAL mode with foreign keys and a busy timeout; write transactions start with
 ``BEGIN IMMEDIATE`` so that two writers queue on the lock instead of failing on a stale read snapshot.
@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import (
     DDL,
     JSON,
@@ -114,7 +115,7 @@ class Blob(SQLModel, table=True):
     autov3: str = Field(max_length=64, index=True)
     crc32: str = Field(max_length=8, index=True)
     blake3: str = Field(max_length=64, index=True)
-    uploaded_at: datetime = _dt()
+    uploaded_at: datetime = _dt(index=True)  # garbage collection finds old unpublished blobs by it
 
 
 class Adapter(SQLModel, table=True):
@@ -195,15 +196,24 @@ class TlogLeaf(SQLModel, table=True):
     created: datetime = _dt()
 
 
-# Contentless FTS5 table keyed by versions.id. Versions are immutable, so rows are only ever inserted.
-event.listen(
-    SQLModel.metadata,
-    "after_create",
-    DDL(  # type: ignore[no-untyped-call]
-        f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
-        "name, description, trigger_words, creators, tags, content='', tokenize='unicode61')"
-    ).execute_if(dialect="sqlite"),
+# The full-text index (see search.py), one table per engine under one name, keyed by versions.id. Versions are
+# immutable, so rows are only ever inserted. Migrations carry their own frozen copy of these statements;
+# these serve ``SQLModel.metadata.create_all`` (scratch databases in tests and benchmarks).
+SQLITE_FTS_DDL = (
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5(document, content='', tokenize='unicode61')",
 )
+POSTGRES_FTS_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {FTS_TABLE} (version_id INTEGER PRIMARY KEY REFERENCES versions (id), "
+    "document TSVECTOR NOT NULL)",
+    f"CREATE INDEX IF NOT EXISTS {FTS_TABLE}_document ON {FTS_TABLE} USING gin (document)",
+)
+for _dialect, _statements in (("sqlite", SQLITE_FTS_DDL), ("postgresql", POSTGRES_FTS_DDL)):
+    for _statement in _statements:
+        event.listen(
+            SQLModel.metadata,
+            "after_create",
+            DDL(_statement).execute_if(dialect=_dialect),  # type: ignore[no-untyped-call]
+        )
 
 
 class Database:
@@ -229,24 +239,38 @@ class Database:
         with Session(self._writer, expire_on_commit=False) as session, session.begin():
             yield session
 
-    def create_all(self) -> None:
-        """Create missing tables (Alembic migrations replace this later)."""
+    def is_empty(self) -> bool:
+        """True when the database has no tables at all (a brand-new file or database)."""
         try:
-            SQLModel.metadata.create_all(self.engine)
+            return not sa.inspect(self.engine).get_table_names()
         except SQLAlchemyError as e:
-            raise StorageError(f"creating the registry schema failed: {e}") from e
+            raise StorageError(f"cannot reach the database: {' '.join(str(e).split())[:300]}") from e
 
 
-def open_database(url: str, *, create: bool = True) -> Database:
-    """Open a database by SQLAlchemy URL (``sqlite:///path``, ``postgresql+psycopg://…``)."""
+def open_database(url: str, *, create_if_empty: bool = True) -> Database:
+    """Open a database by SQLAlchemy URL (``sqlite:///path``, ``postgresql+psycopg://…``), schema checked.
+
+    A database without any table is migrated to the current schema (a new data directory just works);
+    any other database must already be at exactly this lorareg's schema revision: ``lorareg admin
+    migrate`` upgrades it. Replicas starting together on an empty PostgreSQL database serialise on the
+    migration lock, so exactly one creates the tables.
+
+    Raises:
+        StorageError: the database cannot be reached, or its schema is behind or ahead (one line saying
+            what to run).
+    """
+    from lorareg.registry import schema  # alembic is imported only when a database is opened
+
     is_sqlite = url.startswith("sqlite")
     connect_args: dict[str, Any] = {"check_same_thread": False} if is_sqlite else {}
     engine = create_engine(url, connect_args=connect_args)
     if is_sqlite:
         _configure_sqlite(engine)
     db = Database(engine)
-    if create:
-        db.create_all()
+    if create_if_empty and db.is_empty():
+        schema.upgrade(url)
+    else:
+        schema.check_schema(url)
     return db
 
 

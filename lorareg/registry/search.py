@@ -1,13 +1,17 @@
 """Catalogue search behind one function: full text, filters, sort and keyset pagination.
 
-Full text uses the engine's own machinery: an FTS5 table on SQLite (kept in sync by :func:`index_version`,
-called by the service inside the publishing transaction); other engines fall back to case-insensitive
-substring matching until PostgreSQL gets its ``tsvector`` + GIN column here. User text is split into words
-and each word quoted, so it is never interpreted as query syntax.
+Full text uses each engine's own index, behind :func:`search_versions`: a contentless FTS5 table on SQLite,
+a ``tsvector`` column with a GIN index on PostgreSQL (both named ``version_fts``, keyed by version id, filled
+by :func:`index_version` inside the publishing transaction; versions are immutable, so rows are only ever
+inserted). Text is split into words here, in Python, for both engines: Unicode-folded (accents removed,
+case-folded) runs of letters and digits. The engines then only store and look up those exact words, so a
+query gives the same versions on SQLite and PostgreSQL whatever their locale or tokenizer would have done.
+Every query word is a prefix term and all must match; words are never passed as query syntax.
 
 Pagination is by keyset, not offset: the cursor holds the sort key of the last item, so pages stay stable
 while versions are published and deep pages cost the same as the first. Yanked and revoked versions never
 appear. This module reads rows; it does not decide who may see them (everything listed here is public).
+Only SQLite and PostgreSQL are supported.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ import base64
 import binascii
 import json
 import re
+import unicodedata
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
@@ -28,29 +34,38 @@ from lorareg.registry.db import FTS_TABLE, Version, VersionCreator
 from lorareg.registry.records import MAX_PAGE_LIMIT, SearchQuery
 
 MAX_QUERY_WORDS = 16  # words of free text used; the rest is ignored
+MAX_WORD_CHARS = 100  # longer words are cut, in documents and queries alike (PostgreSQL caps a lexeme)
 MAX_CURSOR_CHARS = 1024  # a cursor longer than this was not made by us
-_WORD_RE = re.compile(r"\w+", re.UNICODE)
+_WORD_RE = re.compile(r"[^\W_]+")  # runs of letters and digits
 _FTS = sa.table(FTS_TABLE, sa.column("rowid", sa.Integer), sa.column(FTS_TABLE, sa.String))
-_TEXT_COLUMNS = ("name", "description", "trigger_words", "creators", "tags")
+_TSV = sa.table(FTS_TABLE, sa.column("version_id", sa.Integer), sa.column("document"))
 
 
 def index_version(session: Session, version: Version) -> None:
-    """Add a just-inserted version to the full-text index (same transaction; no-op off SQLite)."""
-    if session.get_bind().dialect.name != "sqlite":
+    """Add a just-inserted version to the full-text index (same transaction as the version row)."""
+    words = document_words(version)
+    if session.get_bind().dialect.name == "sqlite":
+        statement = f"INSERT INTO {FTS_TABLE} (rowid, document) VALUES (:id, :document)"  # noqa: S608
+        session.execute(sa.text(statement), {"id": version.id, "document": " ".join(words)})
         return
-    values = {
-        "rowid": version.id,
-        "name": version.name.replace("/", " "),
-        "description": version.description,
-        "trigger_words": " ".join(version.trigger_words),
-        "creators": " ".join(version.creators),
-        "tags": " ".join(version.tags),
-    }
-    columns = ", ".join(values)
-    params = ", ".join(f":{k}" for k in values)
-    # Only constant identifiers are formatted in; every value is a bound parameter.
-    statement = f"INSERT INTO {FTS_TABLE} ({columns}) VALUES ({params})"  # noqa: S608
-    session.execute(sa.text(statement), values)
+    statement = (
+        f"INSERT INTO {FTS_TABLE} (version_id, document) "  # noqa: S608  (constant identifier only)
+        "VALUES (:id, array_to_tsvector(CAST(:words AS text[])))"
+    )
+    session.execute(sa.text(statement), {"id": version.id, "words": words})
+
+
+def document_words(version: Version) -> list[str]:
+    """The distinct words a version is found by: name, description, trigger words, creators and tags."""
+    parts = [version.name, version.description, *version.trigger_words, *version.creators, *version.tags]
+    return sorted({w for part in parts for w in search_words(part)})
+
+
+def search_words(text: str) -> list[str]:
+    """Split text into search words: accents removed, case-folded, letters and digits only, capped."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    return [w[:MAX_WORD_CHARS] for w in _WORD_RE.findall(folded)]
 
 
 def search_versions(session: Session, query: SearchQuery) -> tuple[list[Version], str | None]:
@@ -70,8 +85,8 @@ def search_versions(session: Session, query: SearchQuery) -> tuple[list[Version]
 
 
 def match_words(text: str | None) -> list[str]:
-    """The words of a free-text query, lower-cased, at most :data:`MAX_QUERY_WORDS`."""
-    return [w.lower() for w in _WORD_RE.findall(text or "")][:MAX_QUERY_WORDS]
+    """The words of a free-text query (see :func:`search_words`), at most :data:`MAX_QUERY_WORDS`."""
+    return search_words(text or "")[:MAX_QUERY_WORDS]
 
 
 def encode_cursor(sort: str, row: Version) -> str:
@@ -127,16 +142,14 @@ def _filters(session: Session, query: SearchQuery) -> list[ColumnElement[bool]]:
 
 
 def _text_match(session: Session, words: list[str]) -> ColumnElement[bool]:
+    """Every word as a prefix term; words are letters and digits only, so quoting them is safe."""
     if session.get_bind().dialect.name == "sqlite":
-        expression = " ".join(f'"{w}"*' for w in words)  # each word a quoted prefix; words are \w only
+        expression = " ".join(f'"{w}"*' for w in words)
         matching = sa.select(_FTS.c.rowid).where(_FTS.c[FTS_TABLE].op("MATCH")(expression))
-        return col(Version.id).in_(matching)
-    # Portable fallback (PostgreSQL gets tsvector + GIN here with the scale-out work).
-    per_word = [
-        sa.or_(*(sa.cast(getattr(Version, c), sa.String).ilike(f"%{w}%") for c in _TEXT_COLUMNS))
-        for w in words
-    ]
-    return sa.and_(*per_word)
+    else:  # PostgreSQL: a tsquery literal, so the words are not re-parsed under the server's locale
+        tsquery = sa.cast(sa.literal(" & ".join(f"'{w}':*" for w in words)), TSQUERY)
+        matching = sa.select(_TSV.c.version_id).where(_TSV.c.document.op("@@")(tsquery))
+    return col(Version.id).in_(matching)
 
 
 def _order(sort: str) -> list[Any]:

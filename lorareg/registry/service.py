@@ -17,19 +17,21 @@ This module deliberately does not parse HTTP, read the environment or print.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, delete, select
 
 from lorareg.errors import GoneError, NotFoundError, PayloadTooLargeError, StorageError, UnprocessableError
 from lorareg.manifest_ids import check_name
 from lorareg.registry import accounts, catalog, logstore, publishing, revoking, versions
 from lorareg.registry.auth import Principal
-from lorareg.registry.db import Blob, Database, open_database, utcnow
+from lorareg.registry.db import Blob, Database, Version, open_database, utcnow
+from lorareg.registry.faults import MID_UPLOAD_BYTES, crash_point
 from lorareg.registry.records import (
     AdapterRecord,
     BlobRecord,
@@ -52,6 +54,7 @@ __all__ = [
     "AdapterRecord",
     "BlobRecord",
     "ConsistencyProof",
+    "GarbageReport",
     "InclusionProof",
     "IssuedToken",
     "LogEntry",
@@ -72,10 +75,23 @@ MAX_BUNDLE_BYTES = 1 * 2**20  # a signed bundle larger than 1 MiB is refused bef
 REVOCATION_VALIDITY_S = 24 * 3600  # a revocation list is valid for 24 h after it is issued
 REVOCATION_RESIGN_BEFORE_S = 3600  # re-sign when less than 1 h of validity is left
 WRITE_RETRIES = 5  # attempts of one write transaction when replicas race for the next log index
+GC_GRACE_S = 24 * 3600  # leftovers younger than a day may be another replica's upload in progress
+GC_BATCH = 1000  # unpublished blobs examined per collect_garbage call
 DATABASE_FILE = "lorareg.db"
 KEY_FILE = "registry.key"
 KEY_FILE_MODE = 0o600  # the registry signing key is readable by its owner only
 _T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class GarbageReport:
+    """What :meth:`Registry.collect_garbage` removed."""
+
+    temporary_uploads: int  # temp files / multipart uploads / temp objects of crashed or abandoned uploads
+    unpublished_blobs: int  # blobs uploaded before the grace period that no version references
+
+    def to_json(self) -> dict[str, int]:
+        return {"temporary_uploads": self.temporary_uploads, "unpublished_blobs": self.unpublished_blobs}
 
 
 class Registry:
@@ -126,7 +142,10 @@ class Registry:
             raise GoneError(f"sha256:{expected_sha256} was revoked and cannot be uploaded again: {reason}")
         if existing is not None and self.store.exists(expected_sha256):
             return catalog.blob_record(existing), False
-        uploaded = publishing.stream_to_store(self.store, expected_sha256, chunks, max_bytes=max_bytes)
+        uploaded = publishing.stream_to_store(
+            self.store, expected_sha256, _crash_mid_upload(chunks), max_bytes=max_bytes
+        )
+        crash_point("after-blob-commit")
         return self._record_blob(uploaded), True
 
     def publish(self, name: str, bundle_bytes: bytes, *, principal: Principal) -> VersionRecord:
@@ -165,11 +184,18 @@ class Registry:
                 f"manifest names {accepted.manifest['name']!r}, but it was published to {name!r}"
             )
         countersigned = countersign(bundle_bytes, self.key)
+        crash_point("during-countersign")
         signers = (*(s.keyid for s in accepted.signers), self.key.key_id)
         draft = versions.new_version(
             accepted.manifest, blob=blob, bundle=countersigned, signers=signers, principal=principal
         )
-        return self._retrying(lambda session, now: versions.insert(session, draft, now=now))
+
+        def run(session: Session, now: datetime) -> VersionRecord:
+            record = versions.insert(session, draft, now=now)
+            crash_point("before-rows-commit")
+            return record
+
+        return self._retrying(run)
 
     # -- reading ------------------------------------------------------------------------------------
     def resolve(self, ref: str) -> VersionRecord:
@@ -368,7 +394,55 @@ class Registry:
         with self.db.read() as session:
             return accounts.list_users(session)
 
+    # -- maintenance ----------------------------------------------------------------------------------
+    def collect_garbage(self, *, older_than_s: float = GC_GRACE_S) -> GarbageReport:
+        """Remove what crashed or abandoned uploads left behind, if older than ``older_than_s`` seconds.
+
+        Two kinds: the store's temporary uploads (temp files, multipart uploads), and blobs uploaded (step 1)
+        but never published (step 2) — e.g. the loser of a 409, or a client that gave up. ``lorareg admin
+        gc`` and every ``serve`` start call it. The grace period protects uploads in flight on other
+        replicas; a day is far longer than any upload. A blob's row goes first, then (if no upload wrote
+        the row again meanwhile) its object: a row never points at a deleted object for longer than a
+        racing upload takes, and such a row reads as "not uploaded" (``upload_blob`` re-stores it).
+
+        Raises:
+            StorageError: the store or database failed.
+        """
+        temporary = self.store.collect_garbage(older_than_s)
+        cutoff = utcnow() - timedelta(seconds=older_than_s)
+        unpublished = 0
+        for sha256 in self._unpublished_blobs(cutoff):
+            if self._delete_blob_row(sha256, cutoff):
+                with self.db.read() as session:
+                    if session.get(Blob, sha256) is not None:
+                        continue  # uploaded again just now: the object is theirs
+                self.store.delete(sha256)
+                unpublished += 1
+        return GarbageReport(temporary, unpublished)
+
     # -- internals ------------------------------------------------------------------------------------
+    def _unpublished_blobs(self, cutoff: datetime) -> list[str]:
+        referenced = select(col(Version.sha256)).where(col(Version.sha256) == col(Blob.sha256))
+        with self.db.read() as session:
+            query = (
+                select(col(Blob.sha256))
+                .where(col(Blob.uploaded_at) < cutoff, ~referenced.exists())
+                .limit(GC_BATCH)
+            )
+            return list(session.exec(query).all())
+
+    def _delete_blob_row(self, sha256: str, cutoff: datetime) -> bool:
+        """Delete one unpublished blob row; False if a version took it or it was re-uploaded meanwhile."""
+        referenced = select(col(Version.sha256)).where(col(Version.sha256) == sha256)
+        statement = delete(Blob).where(
+            col(Blob.sha256) == sha256, col(Blob.uploaded_at) < cutoff, ~referenced.exists()
+        )
+        try:
+            with self.db.write() as session:
+                return bool(session.exec(statement).rowcount)  # type: ignore[attr-defined]
+        except IntegrityError:
+            return False  # a version referencing it committed between the check and the delete
+
     def _record_blob(self, uploaded: publishing.UploadedBlob) -> BlobRecord:
         """Write the blob row after the blob is committed; a concurrent upload's row is as good as ours."""
         h = uploaded.hashes
@@ -429,6 +503,16 @@ class Registry:
             return work(session, utcnow())
 
 
+def _crash_mid_upload(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Pass chunks through; the test-only "mid-upload" crash point fires once enough were written."""
+    written = 0
+    for chunk in chunks:
+        yield chunk  # the caller writes it to the pending blob before asking for the next one
+        written += len(chunk)
+        if written >= MID_UPLOAD_BYTES:
+            crash_point("mid-upload")
+
+
 def open_registry(
     data_dir: str | Path,
     *,
@@ -443,8 +527,11 @@ def open_registry(
     ``s3_endpoint``, or another directory) replace either. The registry signing key is always
     ``data_dir/registry.key``, created (P-256, mode 0600, never overwritten) on first use.
 
+    A database without any table gets the current schema (migrated and stamped); any other must already be
+    at this lorareg's schema revision, else a one-line error says to run ``lorareg admin migrate``.
+
     Raises:
-        StorageError: the directory, database or store cannot be opened.
+        StorageError: the directory, database or store cannot be opened, or the schema is behind or ahead.
     """
     root = Path(data_dir)
     try:

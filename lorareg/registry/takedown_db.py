@@ -1,6 +1,7 @@
 """Tables of the web-facing features: takedown requests and their audit trail, the per-client rate limit,
-reviewer sessions and preview images. Same ``SQLModel.metadata`` as ``db.py`` (which imports this module
-at its end, so ``open_database`` and the Alembic environment see these tables too).
+reviewer sessions, preview images, and the lineage index (which versions derive from which). Same
+``SQLModel.metadata`` as ``db.py`` (which imports this module at its end, so ``open_database`` and the
+Alembic environment see these tables too).
 
 Everything a replica needs lives here, in the database, never in process memory: a rate limit counted in
 one replica's memory would let a client multiply its allowance by the number of replicas, and a session
@@ -8,17 +9,23 @@ kept in memory would sign the reviewer out whenever the load balancer picks anot
 
 The audit table is append-only by construction: ``takedown.py`` only ever inserts into it (a test checks
 that earlier rows are unchanged after later decisions). Deliberately no foreign key from previews to
-versions' blobs table: preview images are stored in the same BlobStore but are not adapter blobs.
+the ``blobs`` table: preview images are stored in the same BlobStore but are not adapter blobs.
+
+``derivations`` is filled by an ORM ``after_insert`` hook on ``Version`` inside the publishing transaction,
+so "what derives from this adapter" is an indexed lookup rather than a scan of every manifest; versions are
+immutable, so the index never needs updating.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Column, Index, Text
+import sqlalchemy as sa
+from sqlalchemy import Column, Index, Text, event
 from sqlmodel import Field, SQLModel
 
-from lorareg.registry.db import _dt
+from lorareg.registry.db import Version, _dt
 
 
 class TakedownRequest(SQLModel, table=True):
@@ -92,3 +99,25 @@ class Preview(SQLModel, table=True):
     thumb_sha256: str = Field(max_length=64, index=True)
     thumb_media_type: str = Field(max_length=40)
     added: datetime = _dt()
+
+
+class Derivation(SQLModel, table=True):
+    """One lineage edge: version ``child_id`` declares it derives from ``parent_name@parent_version``."""
+
+    __tablename__ = "derivations"
+    child_id: int = Field(foreign_key="versions.id", primary_key=True)
+    parent_name: str = Field(primary_key=True, max_length=200, index=True)
+    parent_version: str = Field(primary_key=True, max_length=100)
+
+
+@event.listens_for(Version, "after_insert")
+def _index_lineage(_mapper: Any, connection: sa.Connection, target: Version) -> None:
+    """Write the new version's ``derived_from`` edges in the same transaction as the version row."""
+    parents = {
+        (str(p["name"])[:200], str(p.get("version") or "")[:100])
+        for p in target.manifest.get("derived_from") or []
+        if isinstance(p, dict) and p.get("name")
+    }
+    if parents and target.id is not None:
+        rows = [{"child_id": target.id, "parent_name": n, "parent_version": v} for n, v in sorted(parents)]
+        connection.execute(sa.insert(Derivation), rows)

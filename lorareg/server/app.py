@@ -1,10 +1,10 @@
 """The application factory: ``create_app(settings)`` wires settings, the registry service and the routes.
 
-Nothing is built at import time, so tests and replicas make as many independent apps as they like. The web
-UI's routes are included from ``lorareg/server/web.py`` when that module exists (its ``router``), so the UI
-can be added without touching this file. Every request gets one access-log line (logger
-``lorareg.access``): method, path without the query string (a query might carry a secret), status,
-duration and bytes in/out. This module holds no route logic.
+Nothing is built at import time, so tests and replicas make as many independent apps as they like. The
+routers of ``lorareg/server/takedown_api.py`` and ``lorareg/server/web.py`` (each module's ``router``) are
+included when those modules exist, so those features plug in without touching this file. Every request
+gets one access-log line (logger ``lorareg.access``): method, path without the query string (a query might
+carry a secret), status, duration and bytes in/out. This module holds no route logic.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from lorareg.server.errors import install_error_handlers
 
 access_log = logging.getLogger("lorareg.access")
 
-_WEB_MODULE = "lorareg.server.web"
+# Routers of features built beside the core API (takedowns and previews, the web UI): each module's
+# ``router`` is included when the module exists, so those features plug in without editing this file.
+_OPTIONAL_ROUTERS = ("lorareg.server.takedown_api", "lorareg.server.web")
 
 
 def create_app(settings: Settings, *, registry: Registry | None = None) -> FastAPI:
@@ -42,7 +44,8 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
     app.state.registry = registry if registry is not None else open_registry_for(settings)
     install_error_handlers(app)
     app.include_router(api.router)
-    _include_web_ui(app)
+    for module in _OPTIONAL_ROUTERS:
+        _include_optional(app, module)
     app.add_middleware(AccessLogMiddleware)
     return app
 
@@ -59,15 +62,17 @@ def open_registry_for(settings: Settings) -> Registry:
     )
 
 
-def _include_web_ui(app: FastAPI) -> None:
-    """Mount the web UI's router (``lorareg/server/web.py``: ``router``) when the module is present."""
+def _include_optional(app: FastAPI, module_name: str) -> None:
+    """Include ``module_name.router`` when that module is present (an absent feature is no error)."""
     try:
-        web = importlib.import_module(_WEB_MODULE)
+        module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
-        if e.name != _WEB_MODULE:
+        if e.name != module_name:
             raise
         return
-    app.include_router(web.router)
+    app.include_router(module.router)
+    for middleware in getattr(module, "MIDDLEWARE", ()):  # e.g. the web UI's security headers (CSP)
+        app.add_middleware(middleware)
 
 
 class AccessLogMiddleware:

@@ -18,6 +18,7 @@ DEFAULT_HOME = Path("./lorareg-data")
 DEFAULT_MAX_UPLOAD_BYTES = 2 * 2**30  # 2 GiB: a large FLUX LoRA is ~1.3 GiB
 DEFAULT_MAX_BUNDLE_BYTES = 1 * 2**20  # 1 MiB: a signed bundle is a few KiB
 DEFAULT_CHUNK_BYTES = 1 * 2**20  # 1 MiB per read/write when streaming blobs
+DEFAULT_GC_GRACE_S = 24 * 3600  # start-up garbage collection spares leftovers younger than a day
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,7 @@ class Settings:
     max_bundle_bytes: int = DEFAULT_MAX_BUNDLE_BYTES
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
     public_url: str | None = None  # the URL clients reach; used in blob_url/signature_url when set
+    gc_grace_s: int = DEFAULT_GC_GRACE_S  # age (s) of upload leftovers that start-up collection removes
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with the given non-``None`` fields replaced (explicit CLI flags win)."""
@@ -57,7 +59,17 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         max_upload_bytes=_positive_int(source, "LORAREG_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES),
         max_bundle_bytes=_positive_int(source, "LORAREG_MAX_BUNDLE_BYTES", DEFAULT_MAX_BUNDLE_BYTES),
         public_url=source.get("LORAREG_PUBLIC_URL") or None,
+        gc_grace_s=_seconds(source, "LORAREG_GC_GRACE_S", DEFAULT_GC_GRACE_S),
     )
+
+
+def _seconds(source: Mapping[str, str], name: str, default: int) -> int:
+    raw = source.get(name)
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise InputError(f"{name} must be a whole number of seconds (0 or more); got {raw!r}")
+    return int(raw)
 
 
 def _positive_int(source: Mapping[str, str], name: str, default: int) -> int:

@@ -86,7 +86,7 @@ class ImageProvenance:
 
 @dataclass(frozen=True, slots=True)
 class AdapterStatus:
-    """A registry's answer about one adapter of an image: ``active``, ``yanked``, ``revoked`` or ``unknown``."""
+    """A registry's answer about one adapter of an image: active, yanked, revoked or unknown."""
 
     adapter: AdapterUse
     status: str
@@ -135,7 +135,9 @@ def parameters_text(uses: list[AdapterUse], *, prompt: str | None, params: Mappi
     return "\n".join(lines)
 
 
-def save_image(image: Any, path: str | Path, pipe: Any, *, prompt: str | None = None, **params: object) -> Path:
+def save_image(
+    image: Any, path: str | Path, pipe: Any, *, prompt: str | None = None, **params: object
+) -> Path:
     """Save ``image`` (a PIL image) as PNG with the ``parameters`` and ``lorareg`` text chunks.
 
     Args:

@@ -1,7 +1,7 @@
 """A signed C2PA manifest for a generated image: "AI-generated", with the verified adapters as ingredients.
 
 Optional (``c2pa-python``, the Content Authenticity Initiative's library): :func:`embed_c2pa` rewrites a
-PNG that :func:`lorareg.attribution.save_image` wrote, adding a C2PA manifest store signed with the caller's
+PNG that :func:`lorareg.save_image` wrote, adding a C2PA manifest store signed with the caller's
 X.509 certificate chain (ES256). The PNG's text chunks stay. Validators report ``signingCredential.untrusted``
 unless the chain leads to a CA on the C2PA trust list; that is a deployment matter, not the format's.
 Deliberately not here: certificate management (the caller passes PEM bytes).
@@ -14,14 +14,16 @@ import json
 from pathlib import Path
 
 from lorareg import __version__
-from lorareg.attribution import AdapterUse
 from lorareg.errors import InputError
+from lorareg.image_provenance import AdapterUse
 
 AI_GENERATED = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"  # IPTC source type
 _ADAPTER_FORMAT = "application/octet-stream"
 
 
-def embed_c2pa(path: str | Path, adapters: list[AdapterUse], *, cert_chain_pem: bytes, private_key_pem: bytes) -> None:
+def embed_c2pa(
+    path: str | Path, adapters: list[AdapterUse], *, cert_chain_pem: bytes, private_key_pem: bytes
+) -> None:
     """Sign ``path`` (a PNG) in place with a C2PA manifest naming ``adapters`` as ingredients.
 
     Raises:
@@ -36,18 +38,27 @@ def embed_c2pa(path: str | Path, adapters: list[AdapterUse], *, cert_chain_pem: 
         "claim_generator_info": [{"name": "lorareg", "version": __version__}],
         "title": target.name,
         "assertions": [
-            {"label": "c2pa.actions", "data": {"actions": [{"action": "c2pa.created", "digitalSourceType": AI_GENERATED}]}},
+            {
+                "label": "c2pa.actions",
+                "data": {"actions": [{"action": "c2pa.created", "digitalSourceType": AI_GENERATED}]},
+            },
             {"label": "org.lorareg.adapters", "data": {"adapters": [a.to_json() for a in adapters]}},
         ],
     }
     source = target.read_bytes()
     out = io.BytesIO()
     try:
-        signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, cert_chain_pem, private_key_pem, None))
+        signer = c2pa.Signer.from_info(
+            c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, cert_chain_pem, private_key_pem, None)
+        )
         builder = c2pa.Builder(manifest)
         for use in adapters:
-            ingredient = {"title": use.ref, "relationship": "inputTo", "format": _ADAPTER_FORMAT,
-                          "instance_id": f"sha256:{use.sha256}"}
+            ingredient = {
+                "title": use.ref,
+                "relationship": "inputTo",
+                "format": _ADAPTER_FORMAT,
+                "instance_id": f"sha256:{use.sha256}",
+            }
             builder.add_ingredient(json.dumps(ingredient), "image/png", io.BytesIO(source))
         builder.sign(signer, "image/png", io.BytesIO(source), out)
     except c2pa.C2paError as e:
