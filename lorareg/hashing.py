@@ -8,7 +8,9 @@ The six digests (``LORA_FORMATS.md`` §6, Civitai's model scanner and A1111), al
 - ``autov3``: SHA-256 of the bytes after ``8 + N`` (the tensor data), full 64 hex; equals kohya's
   ``sshs_model_hash`` and ModelSpec's ``hash_sha256``. Quirk kept for compatibility: when ``N >= 16 MiB``
   Civitai hashes from byte 8, and so does this module.
-- ``crc32``: zlib's CRC-32 of the whole file, 8 hex digits (the conventional big-endian spelling).
+- ``crc32``: CRC-32 (IEEE 802.3, as zlib) of the whole file, 8 hex digits of its *little-endian* bytes:
+  Civitai's scanner prints .NET ``Crc32.GetCurrentHash()``, which emits the value little-endian, so
+  ``hello world`` (0x0d4a1185) is ``85114a0d`` there and here. Same value, Civitai's spelling.
 - ``blake3``: BLAKE3 of the whole file (the ``blake3`` package).
 
 :class:`StreamHasher` takes the bytes in file order with any chunk boundaries (uploads, downloads) and learns
@@ -47,8 +49,10 @@ AUTOV1_LENGTH = 0x10000  # ... and is 64 KiB long
 AUTOV1_MIN_FILE_BYTES = 2 * 0x100000  # Civitai reports no AutoV1 for smaller files
 AUTOV3_HEADER_QUIRK_BYTES = 16 * 2**20  # header length from which Civitai's AutoV3 hashes from byte 8
 AUTOV2_HEX_DIGITS = 10
-CHUNK_BYTES = 4 * 2**20  # hash_file's read size: large enough to release the GIL, small for memory
-_QUEUE_CHUNKS = 4  # chunks a hashing thread may lag behind the reader (memory ~ queue x chunk)
+# hash_file's read size: big enough to release the GIL, small enough to stay in a core's L2 cache while
+# every lane hashes it (measured on 2 cores: 4 MiB chunks cost ~15% more CPU and time than 1 MiB).
+CHUNK_BYTES = 2**20
+_QUEUE_CHUNKS = 8  # chunks a hashing thread may lag behind the reader (memory ~ queue x chunk)
 _LENGTH_BYTES = 8
 
 _Buffer = bytes | bytearray | memoryview
@@ -126,7 +130,7 @@ class StreamHasher:
             autov1=self._autov1.hexdigest()[:8] if self._size >= AUTOV1_MIN_FILE_BYTES else None,
             autov2=sha256[:AUTOV2_HEX_DIGITS],
             autov3=self._autov3.hexdigest(),
-            crc32=f"{self._crc32:08x}",
+            crc32=self._crc32.to_bytes(4, "little").hex(),
             blake3=self._blake3.hexdigest(),
         )
 

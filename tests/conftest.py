@@ -16,5 +16,6 @@ pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.server",
     "tests.fixtures.registry",
+    "tests.fixtures.deployments",
     "tests.fixtures.web",
 ]

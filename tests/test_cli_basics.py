@@ -9,7 +9,9 @@ import lorareg
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "lorareg", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "lorareg", *args], capture_output=True, text=True, timeout=60
+    )
 
 
 def test_version_prints_package_version() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from lorareg.registry.service import Registry, open_registry
 from tests.fixtures.registry import make_publisher
 from tests.fixtures.services import PostgresServer
 
-CORPUS = {  # adapter name -> manifest fields that search reads
+CORPUS: dict[str, dict[str, Any]] = {  # adapter name -> manifest fields that search reads
     "pixel-art": {
         "description": "Crisp 16-bit sprites for retro games",
         "trigger_words": ["pxl_style"],

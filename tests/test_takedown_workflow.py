@@ -3,6 +3,7 @@ decisions, the append-only audit log, and an upheld takedown reaching the blob s
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 from lorareg.errors import ConflictError, ForbiddenError, GoneError, RateLimitedError
 from lorareg.registry.service import open_registry
 from lorareg.registry.takedown import RATE_LIMIT_REQUESTS, Takedowns
+from lorareg.revocation import RevocationList, verify_revocation_list
 from lorareg.server.app import create_app
 from lorareg.server.config import Settings
 from tests.fixtures.web import WebSite
@@ -32,6 +34,14 @@ def _file(client: TestClient, **changes: Any) -> Any:
 
 def _bearer(web: WebSite, role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {web.registry.create_token(role=role).secret}"}
+
+
+def _revocations(web: WebSite) -> RevocationList:
+    envelope = web.client.get("/api/v1/revocations").content
+    now = datetime.now(UTC)
+    return verify_revocation_list(
+        envelope, [web.registry.key.public_key], held_version=None, now=now, max_age=None
+    )
 
 
 def test_anyone_files_a_takedown_and_gets_a_public_status_without_contact_details(web: WebSite) -> None:
@@ -95,6 +105,7 @@ def test_rate_limit_is_shared_by_replicas_through_the_database(web: WebSite, tmp
 
 def test_upheld_takedown_revokes_blocks_republication_and_signs_a_new_list(web: WebSite) -> None:
     record = web.publisher.publish()
+    before = _revocations(web)
     tracking = _file(web.client).json()["id"]
     reviewer = _bearer(web, "reviewer")
     decided = web.client.post(
@@ -108,8 +119,9 @@ def test_upheld_takedown_revokes_blocks_republication_and_signs_a_new_list(web: 
     assert "no consent from the person shown" in blob.json()["error"]["message"]
     with pytest.raises(GoneError):
         web.registry.upload_blob(record.sha256, iter([b"x"]), principal=web.publisher.principal)
-    listing = web.registry.revocation_list()
-    assert record.sha256 in listing.decode()
+    after = _revocations(web)
+    assert after.version > before.version
+    assert record.sha256 in {r.sha256 for r in after.revoked}
     assert web.client.get(f"/api/v1/takedowns/{tracking}").json()["public_reason"].startswith("no consent")
 
 

@@ -1,4 +1,5 @@
-"""``lorareg admin …``: publishers, API tokens and users, acting on the data directory directly.
+"""``lorareg admin …``: publishers, tokens, users, schema migration and garbage collection, acting on the
+data directory (and the configured database and store) directly.
 
 No server is needed: the commands open the same registry the server would (``--data``, else
 ``LORAREG_HOME``, else ``./lorareg-data``; PostgreSQL/S3 from the ``LORAREG_*`` settings) and call the
@@ -147,6 +148,57 @@ def user_list(data: Path | None = DataOption, as_json: bool = JsonOption) -> Non
         return
     for r in records:
         typer.echo(f"{safe_text(r.name)}  {r.role}")
+
+
+@admin_app.command("migrate")
+def migrate(data: Path | None = DataOption, as_json: bool = JsonOption) -> None:
+    """Upgrade the database schema to this lorareg's version (LORAREG_DATABASE_URL, else --data's SQLite).
+
+    Run it once per upgrade, from one machine, after a backup; replicas that start on an older schema
+    refuse to run until it is done. Concurrent runs on PostgreSQL wait for each other.
+    """
+    from lorareg.registry import schema
+    from lorareg.registry.service import default_database_url
+    from lorareg.server.config import settings_from_env
+
+    settings = settings_from_env().with_overrides(home=data)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    url = settings.database_url or default_database_url(settings.home)
+    before = schema.current_revision(url)
+    after = schema.upgrade(url)
+    if as_json:
+        print_json({"from": before, "to": after})
+        return
+    if before == after:
+        typer.echo(f"database schema already at rev {after} (current)")
+    else:
+        typer.echo(f"database schema upgraded from rev {before or 'none'} to {after}")
+
+
+@admin_app.command("gc")
+def gc(
+    older_than: str = typer.Option(
+        "1d", "--older-than", help="Spare leftovers younger than this (e.g. 1d, 12h, 30m, 0s)."
+    ),
+    data: Path | None = DataOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Collect what crashed or abandoned uploads left: temp uploads and blobs never published.
+
+    Keep the grace period longer than any upload takes: a younger leftover may be another replica's
+    upload in progress. ``serve`` runs the same collection at start-up (LORAREG_GC_GRACE_S, default 1 day).
+    """
+    from lorareg.registry.auth import parse_duration
+
+    grace = parse_duration(older_than).total_seconds()
+    report = _open(data).collect_garbage(older_than_s=grace)
+    if as_json:
+        print_json(report.to_json())
+        return
+    typer.echo(
+        f"removed {report.temporary_uploads} temporary upload(s) and "
+        f"{report.unpublished_blobs} unpublished blob(s) older than {older_than}"
+    )
 
 
 def _open(data: Path | None) -> Registry:

@@ -1,8 +1,10 @@
 """``lorareg serve``: run the registry (API and web UI) with uvicorn, optionally seeding the demo catalogue.
 
 The command builds settings (flags over ``LORAREG_*`` variables, read only by ``server/config.py``), opens
-the registry — which creates the registry signing key on first start —, seeds the demo when asked, prints
-the URL (and demo tokens) and hands the app to uvicorn. No registry logic lives here.
+the registry — which creates the registry signing key on first start, creates the schema in an empty
+database and refuses one at another schema revision ("run 'lorareg admin migrate'") —, collects upload
+leftovers older than ``LORAREG_GC_GRACE_S``, seeds the demo when asked, prints the URL (and demo tokens) and
+hands the app to uvicorn. No registry logic lives here.
 """
 
 from __future__ import annotations
@@ -47,6 +49,12 @@ def serve(
     settings = settings_from_env().with_overrides(home=data)
     settings.home.mkdir(parents=True, exist_ok=True)
     registry = open_registry_for(settings)
+    collected = registry.collect_garbage(older_than_s=settings.gc_grace_s)
+    if collected.temporary_uploads or collected.unpublished_blobs:
+        typer.echo(
+            f"start-up gc: removed {collected.temporary_uploads} temporary upload(s), "
+            f"{collected.unpublished_blobs} unpublished blob(s)"
+        )
     url = f"http://{host}:{port}"
     if demo:
         _seed_and_print(registry, settings.home, url)

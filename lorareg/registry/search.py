@@ -43,16 +43,24 @@ _TSV = sa.table(FTS_TABLE, sa.column("version_id", sa.Integer), sa.column("docum
 
 def index_version(session: Session, version: Version) -> None:
     """Add a just-inserted version to the full-text index (same transaction as the version row)."""
-    words = document_words(version)
+    index_versions(session, [version])
+
+
+def index_versions(session: Session, rows: list[Version]) -> None:
+    """Add inserted versions to the full-text index in one statement (bulk loads use it directly)."""
+    if not rows:
+        return
+    params: list[dict[str, object]]
     if session.get_bind().dialect.name == "sqlite":
         statement = f"INSERT INTO {FTS_TABLE} (rowid, document) VALUES (:id, :document)"  # noqa: S608
-        session.execute(sa.text(statement), {"id": version.id, "document": " ".join(words)})
-        return
-    statement = (
-        f"INSERT INTO {FTS_TABLE} (version_id, document) "  # noqa: S608  (constant identifier only)
-        "VALUES (:id, array_to_tsvector(CAST(:words AS text[])))"
-    )
-    session.execute(sa.text(statement), {"id": version.id, "words": words})
+        params = [{"id": r.id, "document": " ".join(document_words(r))} for r in rows]
+    else:
+        statement = (
+            f"INSERT INTO {FTS_TABLE} (version_id, document) "  # noqa: S608  (constant identifier only)
+            "VALUES (:id, array_to_tsvector(CAST(:words AS text[])))"
+        )
+        params = [{"id": r.id, "words": document_words(r)} for r in rows]
+    session.execute(sa.text(statement), params)
 
 
 def document_words(version: Version) -> list[str]:

@@ -67,6 +67,7 @@ __all__ = [
     "UserRecord",
     "VersionRecord",
     "VersionSummary",
+    "default_database_url",
     "open_registry",
 ]
 
@@ -538,9 +539,14 @@ def open_registry(
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise StorageError(f"cannot create data directory {root}: {e}") from e
-    db = open_database(database_url or f"sqlite:///{root / DATABASE_FILE}")
+    db = open_database(database_url or default_database_url(root))
     store = FilesystemStore(root) if storage is None else open_store(storage, s3_endpoint=s3_endpoint)
     return Registry(db=db, store=store, key=_registry_key(root / KEY_FILE))
+
+
+def default_database_url(data_dir: str | Path) -> str:
+    """The embedded database of a data directory: ``sqlite:///DATA_DIR/lorareg.db``."""
+    return f"sqlite:///{Path(data_dir) / DATABASE_FILE}"
 
 
 def _registry_key(path: Path) -> PrivateKey:

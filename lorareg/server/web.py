@@ -97,12 +97,9 @@ def catalogue(request: Request, registry: RegistryDep) -> Response:
 @pages.get("/adapters/{namespace}/{adapter}")
 def adapter_latest(namespace: str, adapter: str, request: Request, registry: RegistryDep) -> Response:
     name = f"{namespace}/{adapter}"
-    try:
-        record = registry.resolve(name)
-    except NotFoundError:  # only yanked or revoked versions: show the newest of them
-        versions = registry.get_adapter(name).versions
-        record = registry.get_version(name, versions[0].version)
-    return _adapter_page(request, registry, record)
+    found = registry.get_adapter(name)
+    latest = found.latest or found.versions[0]  # only yanked or revoked versions: the newest of them
+    return _adapter_page(request, registry, registry.get_version(name, latest.version))
 
 
 @pages.get("/adapters/{namespace}/{adapter}/{version}")
@@ -115,7 +112,7 @@ def adapter_version(
 @pages.get("/previews/{sha256}")
 def preview_image(sha256: str, registry: RegistryDep) -> Response:
     media_type, chunks = Previews(registry).open(sha256)
-    headers = {"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"}
+    headers = {"Cache-Control": "public, max-age=86400"}  # nosniff comes with the security headers
     return StreamingResponse(chunks, media_type=media_type, headers=headers)
 
 

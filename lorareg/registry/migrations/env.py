@@ -8,8 +8,9 @@ SQLite cannot ``ALTER`` most things, so migrations run in batch mode there (copy
 Migrations never run with SQLite's foreign keys on: dropping a parent table during a batch copy would
 otherwise cascade deletes into its children.
 
-The FTS5 search table (and its shadow tables) is made by ``db.py``'s DDL hook, not by migrations, so
-autogenerate ignores it.
+The full-text index ``version_fts`` (FTS5 and its shadow tables on SQLite, a tsvector table on PostgreSQL)
+is not a SQLModel table: revision 0001 creates it with explicit per-dialect ops, and autogenerate ignores
+every table whose name starts with ``version_fts``.
 """
 
 from __future__ import annotations
