@@ -11,29 +11,49 @@ from typing import Any
 __version__ = "0.1.0"
 
 __all__ = [
+    "Client",
+    "IncompatibleAdapterError",
+    "LoraregError",
+    "Manifest",
+    "Policy",
+    "TrustStore",
+    "VerificationError",
     "__version__",
     "attribution",
     "inspect_file",
     "load_verified_lora",
     "save_image",
+    "sign_file",
     "unload_lora",
+    "verify",
 ]
 
-_LAZY: dict[str, str] = {
-    "attribution": "lorareg.image_provenance",
-    "inspect_file": "lorareg.inspect",
-    "load_verified_lora": "lorareg.loader",
-    "save_image": "lorareg.image_provenance",
-    "unload_lora": "lorareg.loader",
+# public name -> (module, attribute); imported on first use so the CLI and server start fast.
+_LAZY: dict[str, tuple[str, str]] = {
+    "Client": ("lorareg.client", "Client"),
+    "IncompatibleAdapterError": ("lorareg.errors", "IncompatibleAdapterError"),
+    "LoraregError": ("lorareg.errors", "LoraregError"),
+    "Manifest": ("lorareg.manifest", "Manifest"),
+    "Policy": ("lorareg.signing.policy", "Policy"),
+    "TrustStore": ("lorareg.signing.trust", "TrustStore"),
+    "VerificationError": ("lorareg.errors", "VerificationError"),
+    "attribution": ("lorareg.image_provenance", "attribution"),
+    "inspect_file": ("lorareg.inspect", "inspect_file"),
+    "load_verified_lora": ("lorareg.loader", "load_verified_lora"),
+    "save_image": ("lorareg.image_provenance", "save_image"),
+    "sign_file": ("lorareg.signing.sign", "sign_file"),
+    "unload_lora": ("lorareg.loader", "unload_lora"),
+    "verify": ("lorareg.signing.filecheck", "verify_file"),
 }
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    target = _LAZY.get(name)
+    if target is None:
         raise AttributeError(f"module 'lorareg' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(module), name)
+    module, attribute = target
+    value = getattr(importlib.import_module(module), attribute)
     globals()[name] = value
     return value

@@ -20,10 +20,23 @@ def test_import_lorareg_does_not_import_torch_until_the_loader_is_used() -> None
     assert result.stdout.splitlines() == ["[]", "False", "True lorareg.loader.load"]
 
 
-def test_public_names_are_listed_in_all() -> None:
+def test_public_names_are_listed_in_all_sorted_and_importable() -> None:
     import lorareg
 
-    assert {"attribution", "load_verified_lora", "save_image", "unload_lora"} <= set(lorareg.__all__)
+    assert lorareg.__all__ == sorted(lorareg.__all__)
+    assert {
+        "Client",
+        "Manifest",
+        "attribution",
+        "inspect_file",
+        "load_verified_lora",
+        "save_image",
+        "unload_lora",
+        "verify",
+    } <= set(lorareg.__all__)
+    for name in lorareg.__all__:
+        assert getattr(lorareg, name) is not None, name
+    assert lorareg.verify.__name__ == "verify_file"
 
 
 def test_attribution_stays_the_function_after_its_module_is_imported() -> None:

@@ -69,6 +69,20 @@ def test_adapter_page_shows_signature_hashes_attribution_usage_and_lineage(web: 
     assert 'href="/api/v1/adapters/acme/child-ink/versions/1.0.0"' in child
 
 
+def test_a_new_version_derived_from_the_previous_one_does_not_list_itself_as_derived_by(web: WebSite) -> None:
+    first = web.publisher.publish("ink-wash")
+    lineage = [{"name": "acme/ink-wash", "version": "1.0.0", "sha256": first.sha256}]
+    web.publisher.publish("ink-wash", version="2.0.0", derived_from=lineage)
+    old = web.client.get("/adapters/acme/ink-wash/1.0.0").text
+    new = web.client.get("/adapters/acme/ink-wash/2.0.0").text
+    assert "acme/ink-wash@2.0.0" in _derived_by(old)
+    assert "acme/ink-wash@2.0.0" not in _derived_by(new)
+
+
+def _derived_by(page: str) -> str:
+    return page.split("<h3>Derived by</h3>", 1)[1].split("</section>", 1)[0]
+
+
 def test_tampered_stored_bundle_shows_a_failed_signature(web: WebSite) -> None:
     from sqlmodel import col, update
 

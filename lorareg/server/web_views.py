@@ -125,7 +125,7 @@ def adapter_view(registry: Registry, record: VersionRecord) -> dict[str, Any]:
         "dataset": _dataset(m),
         "consent": _consent(m),
         "derived_from": _parents(m),
-        "derived_by": derived_by(registry, record.name),
+        "derived_by": derived_by(registry, record.name, record.version),
         "file_metadata": file_metadata(registry, record),
         "previews": Previews(registry).for_version(record.name, record.version),
         "pull_command": f"lorareg pull {record.name}@{record.version} --verify",
@@ -223,12 +223,19 @@ def credit_line(m: Mapping[str, Any]) -> str:
     return line + (f", licensed {lic}" if lic else "")
 
 
-def derived_by(registry: Registry, name: str) -> list[tuple[str, str]]:
-    """``(name, version)`` of versions that declare they derive from any version of ``name``."""
+def derived_by(registry: Registry, name: str, version: str) -> list[tuple[str, str]]:
+    """``(name, version)`` of versions that declare they derive from exactly ``name@version``.
+
+    Exact, not "any version of ``name``": otherwise a 2.0.0 derived from 1.0.0 would list itself.
+    """
     query = (
         sa.select(col(Version.name), col(Version.version))
         .join(Derivation, col(Derivation.child_id) == col(Version.id))
-        .where(col(Derivation.parent_name) == name, col(Version.revoked).is_(False))
+        .where(
+            col(Derivation.parent_name) == name,
+            col(Derivation.parent_version) == version,
+            col(Version.revoked).is_(False),
+        )
         .order_by(col(Version.name), col(Version.semver_key).desc())
         .limit(MAX_DERIVED_LINKS)
     )
