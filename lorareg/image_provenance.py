@@ -10,7 +10,8 @@ The loader records each adapter it loads on the pipeline object (:data:`PIPE_ATT
 
 :func:`read_provenance` reads both back from an untrusted file (strict JSON, size caps) and
 :func:`current_status` asks a registry (through a resolve callable the caller provides) what became of
-each adapter since. Pillow only: no torch, no network; the CLI and loader wire the rest.
+each adapter since: by its recorded ``name@version``, cross-checked against its SHA-256. Pillow only:
+no torch, no network; the CLI and loader wire the rest.
 """
 
 from __future__ import annotations
@@ -86,11 +87,20 @@ class ImageProvenance:
 
 @dataclass(frozen=True, slots=True)
 class AdapterStatus:
-    """A registry's answer about one adapter of an image: active, yanked, revoked or unknown."""
+    """A registry's answer about one adapter of an image: active, yanked, revoked, mismatch or unknown.
+
+    ``registry_ref`` is the version the registry answered about; ``mismatch`` says how the registry's
+    record of the image's ``name@version`` differs from the image (another SHA-256), in which case
+    ``status`` is ``mismatch`` and the other fields describe the version holding the image's SHA-256.
+    """
 
     adapter: AdapterUse
     status: str
     reason: str | None = None
+    revoked_at: str | None = None  # ISO 8601, as the registry wrote it
+    yanked_at: str | None = None
+    registry_ref: str | None = None
+    mismatch: str | None = None
 
 
 def record_adapter(pipe: Any, use: AdapterUse) -> None:
@@ -188,24 +198,61 @@ def read_provenance(path: str | Path) -> ImageProvenance:
 def current_status(
     provenance: ImageProvenance, resolve: Callable[[str], Mapping[str, Any]]
 ) -> list[AdapterStatus]:
-    """Ask a registry about each adapter of an image, by its SHA-256.
+    """Ask a registry what became of each adapter of an image since it was made.
+
+    Each adapter is resolved by the ``name@version`` the image records, and the registry's SHA-256 is
+    compared with the image's: the same bytes may be published under several names, so a digest alone can
+    answer about another version. A mismatch is reported (status ``mismatch``); then, and when the image
+    has no ``name@version`` or the registry does not know it, the image's SHA-256 is resolved instead.
 
     Args:
         provenance: what the image claims.
-        resolve: ``sha256 -> version JSON`` (the registry's ``/api/v1/resolve`` answer, with ``status``
-            and ``revocation_reason``); a ``LoraregError`` it raises marks that adapter ``unknown``.
+        resolve: ``ref or sha256 -> version JSON`` (the registry's ``/api/v1/resolve`` answer, with
+            ``status``, ``revocation_reason``, ``revoked_at``, ``yanked_at``); a ``LoraregError`` it
+            raises means "not known here".
     """
-    out = []
-    for use in provenance.adapters:
+    return [_status_of(use, resolve) for use in provenance.adapters]
+
+
+def _status_of(use: AdapterUse, resolve: Callable[[str], Mapping[str, Any]]) -> AdapterStatus:
+    mismatch = None
+    if use.name and use.version:
+        ref = f"{use.name}@{use.version}"
         try:
-            answer = resolve(use.sha256)
-        except LoraregError as e:
-            out.append(AdapterStatus(use, "unknown", str(e)))
-            continue
-        status = str(answer.get("status", "unknown"))
-        reason = answer.get("revocation_reason")
-        out.append(AdapterStatus(use, status, str(reason) if reason else None))
-    return out
+            answer = resolve(ref)
+        except LoraregError:
+            answer = None
+        if answer is not None and answer.get("sha256") == use.sha256:
+            return _from_answer(use, answer, mismatch=None)
+        if answer is not None:
+            mismatch = (
+                f"registry's {ref} has sha256 {str(answer.get('sha256'))[:16]}…, "
+                f"the image records {use.sha256[:16]}…"
+            )
+    try:
+        by_digest = resolve(use.sha256)
+    except LoraregError as e:
+        return AdapterStatus(use, "mismatch" if mismatch else "unknown", str(e), mismatch=mismatch)
+    return _from_answer(use, by_digest, mismatch=mismatch)
+
+
+def _from_answer(use: AdapterUse, answer: Mapping[str, Any], *, mismatch: str | None) -> AdapterStatus:
+    status = str(answer.get("status", "unknown"))
+    reason = answer.get("revocation_reason")
+    name, version = answer.get("name"), answer.get("version")
+    return AdapterStatus(
+        use,
+        "mismatch" if mismatch else status,
+        str(reason) if reason else (f"by sha256: {status}" if mismatch else None),
+        revoked_at=_text_or_none(answer.get("revoked_at")),
+        yanked_at=_text_or_none(answer.get("yanked_at")),
+        registry_ref=f"{name}@{version}" if name and version else None,
+        mismatch=mismatch,
+    )
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _parse_lorareg_chunk(raw: str, parameters: str | None, *, where: str) -> ImageProvenance:

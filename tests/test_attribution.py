@@ -165,19 +165,72 @@ def test_not_an_image_is_refused(tmp_path: Path) -> None:
         read_provenance(path)
 
 
-def test_current_status_reports_revocation_and_unknown(tmp_path: Path) -> None:
-    answers: dict[str, Any] = {INK.sha256: {"status": "revoked", "revocation_reason": "takedown: likeness"}}
+def registry_answers(answers: dict[str, dict[str, Any]]) -> Any:
+    """A resolve callable over fixed answers; unknown refs raise ``NotFoundError`` as the client does."""
+    asked: list[str] = []
 
-    def resolve(sha256: str) -> dict[str, Any]:
-        if sha256 not in answers:
-            raise NotFoundError(f"no adapter with digest {sha256[:12]}")
-        return answers[sha256]
+    def resolve(ref: str) -> dict[str, Any]:
+        asked.append(ref)
+        if ref not in answers:
+            raise NotFoundError(f"{ref[:24]} is not published")
+        return answers[ref]
 
-    rows = current_status(ImageProvenance(None, (INK, PIXEL)), resolve)
-    assert [(r.status, r.reason) for r in rows] == [
-        ("revoked", "takedown: likeness"),
-        ("unknown", f"no adapter with digest {'c' * 12}"),
-    ]
+    resolve.asked = asked  # type: ignore[attr-defined]
+    return resolve
+
+
+REVOKED_INK = {
+    "name": "acme/ink",
+    "version": "1.2.0",
+    "sha256": INK.sha256,
+    "status": "revoked",
+    "revocation_reason": "takedown: likeness",
+    "revoked_at": "2025-03-04T05:06:07Z",
+    "yanked_at": None,
+}
+
+
+def test_current_status_asks_by_recorded_ref_and_reports_revoked_since() -> None:
+    resolve = registry_answers({"acme/ink@1.2.0": REVOKED_INK})
+    (row,) = current_status(ImageProvenance(None, (INK,)), resolve)
+    assert (row.status, row.reason, row.revoked_at) == (
+        "revoked",
+        "takedown: likeness",
+        "2025-03-04T05:06:07Z",
+    )
+    assert (row.registry_ref, row.mismatch, resolve.asked) == ("acme/ink@1.2.0", None, ["acme/ink@1.2.0"])
+
+
+def test_same_ref_with_other_bytes_is_reported_as_mismatch_then_digest_decides() -> None:
+    other = {**REVOKED_INK, "sha256": "d" * 64, "status": "active", "revocation_reason": None}
+    copy = {**REVOKED_INK, "name": "mirror/ink", "version": "9.0.0"}
+    resolve = registry_answers({"acme/ink@1.2.0": other, INK.sha256: copy})
+    (row,) = current_status(ImageProvenance(None, (INK,)), resolve)
+    assert row.status == "mismatch"
+    assert row.mismatch == f"registry's acme/ink@1.2.0 has sha256 {'d' * 16}…, the image records {'a' * 16}…"
+    assert (row.reason, row.registry_ref, row.revoked_at) == (
+        "takedown: likeness",
+        "mirror/ink@9.0.0",
+        "2025-03-04T05:06:07Z",
+    )
+
+
+@pytest.mark.parametrize(
+    ("use", "answers", "expected"),
+    [
+        (INK, {INK.sha256: {**REVOKED_INK, "status": "active", "revocation_reason": None}}, ("active", None)),
+        (PIXEL, {}, ("unknown", f"{'c' * 24} is not published")),
+        (
+            INK,
+            {"acme/ink@1.2.0": {**REVOKED_INK, "sha256": "e" * 64}},
+            ("mismatch", f"{'a' * 24} is not published"),
+        ),
+    ],
+    ids=["ref-unknown-digest-known", "nothing-known", "mismatch-digest-unknown"],
+)
+def test_digest_is_the_fallback(use: AdapterUse, answers: dict[str, Any], expected: tuple[str, Any]) -> None:
+    (row,) = current_status(ImageProvenance(None, (use,)), registry_answers(answers))
+    assert (row.status, row.reason) == expected
 
 
 def test_provenance_cli_offline_reports_what_the_image_claims(tmp_path: Path) -> None:

@@ -1,12 +1,16 @@
 """The verified loader, story by story, on tiny real diffusers pipelines (CPU, 32x32 px, 2 steps).
 
-Each refusal test also proves the pipeline was not touched: no adapter registered, every parameter equal.
+The stories that matter on every family (a verified adapter changes the image, unload restores it, kohya
+files load as diffusers loads them) run on SD1, SDXL, SD3 and FLUX.1; each tiny pipeline is built once per
+module. Each refusal test also proves the pipeline was not touched: no adapter registered, every parameter
+equal, the image equal to the base image.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +26,77 @@ from lorareg.signing.keys import PrivateKey, generate
 from lorareg.signing.policy import Policy
 from lorareg.signing.sign import sign_file
 from lorareg.signing.trust import TrustedKey, TrustStore
+from tests import tiny_kohya as kohya
 from tests import tiny_pipelines as tiny
 
 Signer = Callable[..., Path]
+SD3_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "to_add_out", "ff.net.0.proj"]
+FLUX_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "add_k_proj", "proj_mlp", "proj_out", "norm1.linear"]
+KOHYA_RANK = 3  # divisible by 3: diffusers' FLUX converter then asks whether the fused qkv is block-sparse
+KOHYA_ALPHA = 1.5  # alpha != rank, so a loader that lost the scale would give another image
+
+
+@dataclass(frozen=True)
+class Family:
+    """One tiny pipeline with its base image and makers of adapters that fit it."""
+
+    name: str
+    pipe: Any
+    base_image: torch.Tensor
+    make_lora: Callable[[], bytes]  # diffusers/peft layout, made with peft on a twin of the denoiser
+    kohya_modules: Callable[[Any], dict[str, Any]]
+
+
+def _sdxl_lora() -> bytes:
+    unet: Any = tiny.sdxl_unet()
+    return tiny.diffusers_lora_bytes(unet, component="unet", targets=tiny.SD_TARGETS)
+
+
+def _sd3_lora() -> bytes:
+    model: Any = tiny.sd3_transformer()
+    return tiny.peft_lora_bytes(model, component="transformer", targets=SD3_TARGETS)
+
+
+def _flux_lora() -> bytes:
+    model: Any = tiny.flux_transformer()
+    return tiny.peft_lora_bytes(model, component="transformer", targets=FLUX_TARGETS)
+
+
+_MAKERS: dict[str, tuple[Callable[[], Any], Callable[[], bytes], Callable[[Any], dict[str, Any]]]] = {
+    "sd1": (tiny.sd_pipeline, lambda: sd1_lora(), kohya.sd1_modules),
+    "sdxl": (tiny.sdxl_pipeline, _sdxl_lora, kohya.sdxl_modules),
+    "sd3": (tiny.sd3_pipeline, _sd3_lora, kohya.sd3_modules),
+    "flux1": (tiny.flux_pipeline, _flux_lora, kohya.flux_modules),
+}
+
+
+def _build(name: str) -> Family:
+    build, make_lora, kohya_modules = _MAKERS[name]
+    pipe = build()
+    return Family(name, pipe, tiny.render(pipe), make_lora, kohya_modules)
 
 
 @pytest.fixture(scope="module")
-def sd1() -> Any:
-    return tiny.sd_pipeline()
+def families() -> Iterator[dict[str, Family]]:
+    """Tiny pipelines by family, each built (and its base image rendered) on first use, once per module."""
+    built: dict[str, Family] = {}
+
+    class _Lazy(dict[str, Family]):
+        def __missing__(self, key: str) -> Family:
+            built[key] = self[key] = _build(key)
+            return built[key]
+
+    yield _Lazy()
 
 
 @pytest.fixture(scope="module")
-def base_image(sd1: Any) -> torch.Tensor:
-    return tiny.render(sd1)
+def sd1(families: dict[str, Family]) -> Any:
+    return families["sd1"].pipe
+
+
+@pytest.fixture(scope="module")
+def base_image(families: dict[str, Family]) -> torch.Tensor:
+    return families["sd1"].base_image
 
 
 @pytest.fixture(scope="module")
@@ -78,24 +140,26 @@ def signed(tmp_path: Path, acme_key: PrivateKey) -> Signer:
 
 
 @pytest.fixture(autouse=True)
-def clean_pipeline(sd1: Any) -> Any:
-    """Every test starts and ends with no adapter on the shared pipeline."""
+def clean_pipelines(families: dict[str, Family]) -> Iterator[None]:
+    """Every test starts and ends with no adapter on any shared pipeline."""
     yield
-    for name in sorted({n for names in sd1.get_list_adapters().values() for n in names}):
-        unload_lora(sd1, name)
+    for family in list(families.values()):
+        for name in sorted({n for names in family.pipe.get_list_adapters().values() for n in names}):
+            unload_lora(family.pipe, name)
 
 
 def sd1_lora(rank: int = 4) -> bytes:
-    return tiny.diffusers_lora_bytes(
-        tiny.sd_unet(cross_attention_dim=768), component="unet", targets=tiny.SD_TARGETS, rank=rank
-    )
+    unet: Any = tiny.sd_unet(cross_attention_dim=768)
+    return tiny.diffusers_lora_bytes(unet, component="unet", targets=tiny.SD_TARGETS, rank=rank)
 
 
 def snapshot(pipe: Any) -> dict[str, torch.Tensor]:
+    """Every parameter and buffer of every model component (denoiser, text encoders, VAE)."""
     return {
         f"{c}.{k}": v.detach().clone()
-        for c in ("unet", "text_encoder")
-        for k, v in getattr(pipe, c).state_dict().items()
+        for c, model in pipe.components.items()
+        if isinstance(model, torch.nn.Module)
+        for k, v in model.state_dict().items()
     }
 
 
@@ -240,3 +304,80 @@ def test_saved_png_reads_back_with_the_verified_adapter(
     assert claimed.parameters is not None
     assert claimed.parameters.startswith("a cat <lora:acme_ink:0.7>\nSteps: 2, Seed: 0, ")
     assert f'Lora hashes: "acme_ink: {use.autov3[:12]}"' in claimed.parameters
+
+
+@pytest.mark.parametrize("family", ["sd1", "sdxl", "sd3", "flux1"])
+def test_verified_adapter_changes_the_image_and_unload_restores_it_on_every_family(
+    families: dict[str, Family], family: str, signed: Signer, trust: TrustStore
+) -> None:
+    tiny_family = families[family]
+    pipe = tiny_family.pipe
+    use = load_verified_lora(pipe, signed(tiny_family.make_lora()), trust=trust, weight=0.9)
+    assert (use.family, use.weight, attribution(pipe)) == (family, 0.9, [use])
+    assert not torch.equal(tiny.render(pipe), tiny_family.base_image)
+    unload_lora(pipe, use.adapter_name)
+    assert pipe.get_list_adapters() == {} or not any(pipe.get_list_adapters().values())
+    assert torch.equal(tiny.render(pipe), tiny_family.base_image)
+
+
+@pytest.mark.parametrize("family", ["sd1", "sdxl", "flux1"])
+def test_kohya_file_loads_exactly_as_diffusers_loads_the_path(
+    families: dict[str, Family], family: str, signed: Signer, trust: TrustStore
+) -> None:
+    """SD1 names, SDXL SGM names + two text encoders, FLUX fused qkv + CLIP: same image as a plain load."""
+    tiny_family = families[family]
+    pipe, modules = tiny_family.pipe, tiny_family.kohya_modules
+    path = signed(kohya.kohya_bytes(modules(pipe), rank=KOHYA_RANK, alpha=KOHYA_ALPHA))
+    use = load_verified_lora(pipe, path, trust=trust)
+    verified = tiny.render(pipe)
+    components = {c for c, names in pipe.get_list_adapters().items() if use.adapter_name in names}
+    assert components >= {"text_encoder", "unet" if family != "flux1" else "transformer"}
+    unload_lora(pipe, use.adapter_name)
+    pipe.load_lora_weights(str(path), adapter_name="plain")  # diffusers alone, from the file
+    plain = tiny.render(pipe)
+    assert not torch.equal(verified, tiny_family.base_image)
+    assert torch.allclose(verified, plain, atol=1e-6), (verified - plain).abs().max()
+
+
+def test_kohya_sd3_file_is_refused_because_diffusers_would_load_none_of_it(
+    families: dict[str, Family], signed: Signer, trust: TrustStore
+) -> None:
+    """diffusers has no converter for sd-scripts SD3 keys: a plain load registers nothing, with a log line."""
+    sd3 = families["sd3"]
+    data = kohya.kohya_bytes(kohya.sd3_modules(sd3.pipe), rank=KOHYA_RANK)
+    path = signed(data)
+    before = snapshot(sd3.pipe)
+    with pytest.raises(IncompatibleAdapterError) as refused:
+        load_verified_lora(sd3.pipe, path, trust=trust)
+    (reason,) = refused.value.reasons
+    assert reason.startswith("diffusers would load none of this adapter into StableDiffusion3Pipeline")
+    assert "lora_unet_joint_blocks_0_x_block_attn_qkv" in reason
+    assert_untouched(sd3.pipe, before, sd3.base_image)
+    sd3.pipe.load_lora_weights(str(path), adapter_name="plain")
+    assert not any(sd3.pipe.get_list_adapters().values())  # the silent no-op lorareg refuses
+
+
+@pytest.mark.parametrize(
+    ("adapter_family", "pipe_family", "expected"),
+    [
+        ("flux1", "sd3", "targets flux1; this pipeline is sd3 (SD3Transformer2DModel"),
+        ("sd3", "flux1", "targets sd3; this pipeline is flux1 (FluxTransformer2DModel"),
+        ("sdxl", "flux1", "targets sdxl; this pipeline is flux1 (FluxTransformer2DModel"),
+    ],
+    ids=["flux-on-sd3", "sd3-on-flux", "sdxl-on-flux"],
+)
+def test_adapter_for_another_transformer_family_is_refused(
+    families: dict[str, Family],
+    adapter_family: str,
+    pipe_family: str,
+    expected: str,
+    signed: Signer,
+    trust: TrustStore,
+) -> None:
+    target = families[pipe_family]
+    path = signed(families[adapter_family].make_lora())
+    before = snapshot(target.pipe)
+    with pytest.raises(IncompatibleAdapterError) as refused:
+        load_verified_lora(target.pipe, path, trust=trust)
+    assert expected in refused.value.reasons[0], refused.value.reasons
+    assert_untouched(target.pipe, before, target.base_image)

@@ -44,6 +44,7 @@ from transformers import (
 TOKENS_MAX = 8  # prompt length in tokens: short prompts keep the text encoders cheap
 IMAGE_PX = 32  # image height and width of every test image
 STEPS = 2  # denoising steps per test image
+SD3_HEAD_DIM = 64  # SD3's attention head size; its widths are multiples of it
 _WORDS = "a an the cat dog ink pixel art photo of red blue green portrait style painting".split()
 _SPECIALS = ["<pad>", "<unk>", "<bos>", "<eos>"]
 SD_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
@@ -166,17 +167,21 @@ def sdxl_pipeline() -> StableDiffusionXLPipeline:
 
 
 def sd3_transformer() -> SD3Transformer2DModel:
-    """An MMDiT of the SD3 layout (two joint blocks, the last one ``context_pre_only``)."""
+    """An MMDiT of the SD3 layout (two joint blocks, the last one ``context_pre_only``).
+
+    Width 64 = 1 head of SD3's head size 64: every real SD3 width is a multiple of it, which is how an
+    adapter's facts tell SD3 from FLUX, so the family check compares real families here.
+    """
     torch.manual_seed(0)
     return SD3Transformer2DModel(
         sample_size=IMAGE_PX // 2,
         patch_size=1,
         in_channels=4,
         num_layers=2,
-        attention_head_dim=8,
-        num_attention_heads=2,
+        attention_head_dim=SD3_HEAD_DIM,
+        num_attention_heads=1,
         joint_attention_dim=32,
-        caption_projection_dim=16,
+        caption_projection_dim=SD3_HEAD_DIM,
         pooled_projection_dim=64,
         out_channels=4,
         pos_embed_max_size=IMAGE_PX,

@@ -38,6 +38,7 @@ from lorareg.loader.structure import adapter_targets, check_structure
 
 _ADAPTER_NAME = re.compile(r"[^A-Za-z0-9_\-]")  # peft adapter names become module-dict keys: no dots
 _LORA_METADATA_KEY = "lora_adapter_metadata"  # diffusers' own alpha/rank metadata in the file header
+_NAMED_KEYS = 3  # unrecognised key names quoted in a refusal before "(+N more)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,8 +242,25 @@ def _structure_reasons(pipe: Any, header: Any, scalars: dict[str, float]) -> lis
     try:
         targets = adapter_targets(pipe, header, scalars)
     except Exception as e:  # diffusers' converters raise anything from KeyError to ValueError on odd keys
-        return [f"diffusers cannot map the adapter's keys for {type(pipe).__name__}: {type(e).__name__}: {e}"]
+        detail = str(e) or "(no message: an assertion inside diffusers' converter)"
+        return [
+            f"diffusers cannot map the adapter's keys for {type(pipe).__name__}: {type(e).__name__}: {detail}"
+        ]
+    if not targets and header.tensors:
+        return [_nothing_loadable(pipe, header)]
     return check_structure(pipe, targets)
+
+
+def _nothing_loadable(pipe: Any, header: Any) -> str:
+    """diffusers drops keys no converter of this pipeline knows (a log line, no error): say so, and which."""
+    names = sorted({name.split(".", 1)[0] for name in header.tensors})
+    shown = ", ".join(names[:_NAMED_KEYS]) + (
+        f" (+{len(names) - _NAMED_KEYS} more)" if len(names) > _NAMED_KEYS else ""
+    )
+    return (
+        f"diffusers would load none of this adapter into {type(pipe).__name__}: no converter of that "
+        f"pipeline recognises its keys ({shown})"
+    )
 
 
 def _lora_metadata(metadata: dict[str, str]) -> dict[str, Any] | None:

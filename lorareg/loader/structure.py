@@ -14,7 +14,7 @@ refused.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from diffusers.utils.state_dict_utils import (
     convert_state_dict_to_peft,
     convert_unet_state_dict_to_peft,
 )
+from torch.overrides import TorchFunctionMode
 
 from lorareg.safetensors import SafetensorsHeader
 
@@ -120,11 +121,36 @@ def _convert_like_diffusers(pipe: Any, state: dict[str, torch.Tensor]) -> dict[s
     unet = getattr(pipe, "unet", None)
     if unet is not None and "XL" in type(pipe).__name__:
         kwargs["unet_config"] = unet.config  # SDXL maps SGM block names with it, as load_lora_weights does
-    result = convert(dict(state), **kwargs)
+    with _MetaDataQuestions():
+        result = convert(dict(state), **kwargs)
     converted = result[0] if isinstance(result, tuple) else result
     if not isinstance(converted, dict):
         raise ValueError(f"diffusers returned {type(converted).__name__}, expected a state dict")
     return converted
+
+
+class _MetaDataQuestions(TorchFunctionMode):
+    """Answer a converter's questions about tensor *values* on meta tensors: "not all" (dense weights).
+
+    diffusers' kohya FLUX converter asks whether a fused qkv up-weight is block-sparse
+    (``torch.all(up[...] == 0)``) when the rank divides by the number of splits; a meta tensor has no values
+    to answer with and raises. A trained adapter's up-weight is dense, and either answer yields the same
+    in/out features per module (only how the rank is split differs), so "no" keeps the shape check exact.
+    """
+
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        if func in _VALUE_QUESTIONS and args and getattr(args[0], "is_meta", False):
+            return torch.tensor(False)
+        return func(*args, **(kwargs or {}))
+
+
+_VALUE_QUESTIONS: frozenset[Any] = frozenset({torch.all, torch.Tensor.all})
 
 
 def _to_peft_keys(model: Any, component: str, group: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -8,15 +8,17 @@ active versions and, among equals, the newest publication.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from lorareg.errors import InputError, NotFoundError
 from lorareg.manifest_ids import check_name
-from lorareg.registry.db import Adapter, Blob, Revocation, Version
+from lorareg.registry.db import Adapter, Blob, Revocation, TlogLeaf, Version
 from lorareg.registry.records import (
     AdapterRecord,
     BlobRecord,
@@ -83,6 +85,8 @@ def version_record(session: Session, row: Version) -> VersionRecord:
         published_by=row.published_by,
         revocation_reason=row.revocation_reason,
         tlog_index=row.tlog_index,
+        revoked_at=_revoked_at(session, row),
+        yanked_at=_yanked_at(session, row),
     )
 
 
@@ -134,6 +138,34 @@ def resolve_ref(session: Session, ref: str) -> Version:
 def revocation_reason(session: Session, sha256: str) -> str | None:
     row = session.get(Revocation, sha256)
     return None if row is None else row.reason
+
+
+def _revoked_at(session: Session, row: Version) -> datetime | None:
+    """The time the revocations row holds for this version's digest (revocation is by digest)."""
+    if not row.revoked:
+        return None
+    revocation = session.get(Revocation, row.sha256)
+    return None if revocation is None else revocation.revoked_at
+
+
+def _yanked_at(session: Session, row: Version) -> datetime | None:
+    """When the current yank was logged: the newest ``yank`` leaf for this version in the transparency log.
+
+    The version row keeps only a flag; the log has the time of every yank, so no column is needed. Only
+    yanks after the version's own publish leaf are read, newest first, stopping at the first match.
+    """
+    if not row.yanked:
+        return None
+    leaves = session.exec(
+        select(TlogLeaf)
+        .where(col(TlogLeaf.kind) == "yank", col(TlogLeaf.idx) >= (row.tlog_index or 0))
+        .order_by(sa.desc(col(TlogLeaf.idx)))
+    )
+    for leaf in leaves:
+        body = json.loads(bytes(leaf.body))
+        if body.get("name") == row.name and body.get("version") == row.version:
+            return leaf.created
+    return None
 
 
 def _latest(session: Session, name: str) -> Version:

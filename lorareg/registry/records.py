@@ -117,6 +117,8 @@ class VersionRecord:
     published_by: str | None  # token id of the publisher
     revocation_reason: str | None
     tlog_index: int | None
+    revoked_at: datetime | None = None  # when its digest was revoked (the revocations row)
+    yanked_at: datetime | None = None  # when the current yank was logged; None when not yanked
 
     @property
     def name(self) -> str:
@@ -141,6 +143,8 @@ class VersionRecord:
             "manifest": self.manifest,
             "hashes": self.blob.hashes(),
             "revocation_reason": self.revocation_reason,
+            "revoked_at": _iso(self.revoked_at),
+            "yanked_at": _iso(self.yanked_at),
             "signers": list(self.signers),
             "published_by": self.published_by,
             "tlog_index": self.tlog_index,
