@@ -24,6 +24,8 @@ from lorareg.registry import tlog
 from lorareg.registry.db import TlogLeaf
 from lorareg.signing.keys import PrivateKey
 
+LOG_APPEND_LOCK_ID = 0x6C6F7261  # PostgreSQL advisory lock that serialises log appends across replicas
+
 
 class LogRaceError(Exception):
     """Another writer took this log index first; retry the transaction (never leaves the service)."""
@@ -33,6 +35,7 @@ def append(session: Session, kind: str, body: dict[str, Any], *, now: datetime) 
     """Append a leaf for ``kind``: canonical JSON of ``body`` plus ``kind`` and ``time``; return its index."""
     if kind not in tlog.ENTRY_KINDS:
         raise ValueError(f"unknown log entry kind {kind!r}")
+    _serialise_appends(session)
     last = session.exec(select(sa.func.max(col(TlogLeaf.idx)))).one()
     index = 0 if last is None else int(last) + 1
     data = canonical_json({**body, "kind": kind, "time": now.isoformat().replace("+00:00", "Z")})
@@ -90,3 +93,13 @@ def _check_size(session: Session, tree_size: int) -> None:
     current = size(session)
     if not 1 <= tree_size <= current:
         raise InputError(f"tree size {tree_size} is outside 1..{current} (the log's current size)")
+
+
+def _serialise_appends(session: Session) -> None:
+    """On PostgreSQL, hold a transaction-scoped advisory lock so appenders take turns for the next index.
+
+    Without it, replicas racing for ``max(idx) + 1`` retry on the unique index, and a busy burst can
+    exhaust the retries. SQLite needs nothing: it admits one writer transaction at a time.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:lock_id)"), {"lock_id": LOG_APPEND_LOCK_ID})
