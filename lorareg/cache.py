@@ -6,15 +6,20 @@ Layout under the root (``LORAREG_CACHE`` or ``~/.cache/lorareg``)::
     blobs/sha256/ab/<hex>.sig    the countersigned bundle it verified with
     tmp/<hex>.part               an interrupted download, resumed with Range on the next pull
     tmp/<hex>.lock               held (flock) while a process downloads that digest
-    revocations/<id>.json        the newest revocation list seen per registry (rollback protection)
+    revocations/<id>.json        per registry: the newest list version seen (rollback floor) and the
+                                 newest verified revocation-list envelope, written atomically together
+    revocations/<id>.lock        held (flock) while that state is updated
 
 Files reach ``blobs/`` only through :meth:`BlobCache.install`, which the client calls after verification;
-a partial or refused download never becomes visible under a content address. This module knows nothing
-about HTTP or signatures: it moves files and keeps state; the client decides what is trustworthy.
+a partial or refused download never becomes visible under a content address. The cache knows nothing about
+HTTP. It never trusts its own disk either: a held revocation list is handed out as the envelope bytes the
+registry signed and re-verified (:meth:`BlobCache.held_revocations`, through ``lorareg.revocation``) each
+time it is used, so the loader and ``lorareg verify`` can honour revocations while the registry is away.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import hashlib
@@ -22,10 +27,17 @@ import json
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lorareg.errors import InputError, StorageError
+from lorareg.errors import InputError, StorageError, VerificationError
+
+if TYPE_CHECKING:
+    from lorareg.revocation import RevocationList
+    from lorareg.signing.keys import PublicKey
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -100,37 +112,169 @@ class BlobCache:
         for path in (self.blob_path(sha256), self.bundle_path(sha256)):
             path.unlink(missing_ok=True)
 
+    # -- revocation lists ----------------------------------------------------------------------------
     def held_revocation_version(self, registry_id: str) -> int | None:
         """The version of the newest revocation list seen from this registry, or None on first contact."""
-        path = self._revocation_path(registry_id)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        state = self._read_state(self._revocation_path(registry_id))
+        return state.version if state is not None else None
+
+    def held_revocation_list(self, registry_id: str) -> bytes | None:
+        """The newest verified revocation-list envelope kept for this registry (bytes as fetched), or None.
+
+        Unverified as read: a caller re-verifies it (:meth:`held_revocations` does, and so does the loader)
+        with the version from :meth:`held_revocation_version` as the rollback floor.
+        """
+        state = self._read_state(self._revocation_path(registry_id))
+        return state.envelope if state is not None else None
+
+    def held_revocations(
+        self,
+        registry_keys: Iterable[PublicKey],
+        *,
+        now: datetime,
+        max_age: timedelta | None,
+        registry_id: str | None = None,
+    ) -> RevocationList | None:
+        """The newest held revocation list signed by one of ``registry_keys``, re-verified; None if none.
+
+        The keys name the registry, so this works offline without its URL (``lorareg verify``); with
+        ``registry_id`` only that registry's list is considered. Lists signed by other keys (another
+        registry's) are passed over. The chosen list is checked against the version held for it (rollback)
+        and for freshness at ``now`` (``expires`` and ``max_age``: freeze).
+
+        Raises:
+            VerificationError: the chosen list is stale ("freeze"), older than the version held for its
+                registry ("rollback"), or, with ``registry_id``, not signed by ``registry_keys``.
+            StorageError: the state file is unreadable.
+        """
+        from lorareg.revocation import verify_revocation_list
+
+        keys = list(registry_keys)
+        if not keys:
+            return None  # no trusted registry: no held list could verify
+        paths = [self._revocation_path(registry_id)] if registry_id else self._state_paths()
+        candidates: list[tuple[RevocationList, int, bytes]] = []
+        for state in map(self._read_state, paths):
+            if state is None or state.envelope is None:
+                continue
+            signed = _signed_list(state.envelope, keys, strict=registry_id is not None)
+            if signed is not None:
+                candidates.append((signed, state.version, state.envelope))
+        if not candidates:
             return None
-        except (OSError, ValueError) as e:
-            raise StorageError(f"revocation state {path} is unreadable ({e}); delete it to start over") from e
-        version = data.get("version") if isinstance(data, dict) else None
-        if not isinstance(version, int):
-            raise StorageError(f"revocation state {path} has no integer 'version'; delete it to start over")
-        return version
+        _, floor, envelope = max(candidates, key=lambda c: (c[0].version, c[0].issued))
+        return verify_revocation_list(envelope, keys, held_version=floor, now=now, max_age=max_age)
 
     def remember_revocation_version(self, registry_id: str, version: int) -> None:
-        """Record ``version`` as the newest seen (never lowers the stored one)."""
-        held = self.held_revocation_version(registry_id)
-        if held is not None and held >= version:
-            return
-        path = self._revocation_path(registry_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(path, json.dumps({"version": version}).encode())
+        """Record ``version`` as the newest seen (never lowers the stored one; keeps the held list)."""
+        with self._revocation_lock(registry_id) as path:
+            state = self._read_state(path)
+            if state is not None and state.version >= version:
+                return
+            envelope = state.envelope if state is not None else None
+            listed = state.listed_version if state is not None else None
+            self._write_state(path, _HeldState(registry_id, version, listed, envelope))
+
+    def remember_revocation_list(self, registry_id: str, envelope: bytes, *, version: int) -> None:
+        """Keep a verified list's envelope (atomically) unless a newer one is held; raise the version seen.
+
+        The caller has verified ``envelope`` (signature, rollback, freeze) and passes its ``version``. A
+        concurrent pull that stored a newer list meanwhile wins: versions and envelopes never go back.
+        """
+        with self._revocation_lock(registry_id) as path:
+            state = self._read_state(path)
+            if state is not None and state.listed_version is not None and state.listed_version > version:
+                return
+            seen = max(version, state.version) if state is not None else version
+            self._write_state(path, _HeldState(registry_id, seen, version, envelope))
 
     def _revocation_path(self, registry_id: str) -> Path:
         safe = hashlib.sha256(registry_id.encode("utf-8")).hexdigest()[:32]
         return self.root / "revocations" / f"{safe}.json"
 
+    def _state_paths(self) -> list[Path]:
+        return sorted((self.root / "revocations").glob("*.json"))
+
+    @contextlib.contextmanager
+    def _revocation_lock(self, registry_id: str) -> Iterator[Path]:
+        """Serialise read-modify-write of one registry's state across processes; yields its path."""
+        path = self._revocation_path(registry_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.with_suffix(".lock").open("a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield path
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    @staticmethod
+    def _read_state(path: Path) -> _HeldState | None:
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise StorageError(f"revocation state {path} is unreadable ({e}); delete it to start over") from e
+        return _HeldState.from_json(raw, where=path)
+
+    @staticmethod
+    def _write_state(path: Path, state: _HeldState) -> None:
+        _write_atomic(path, state.to_json())
+
     def _tmp_dir(self) -> Path:
         path = self.root / "tmp"
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+
+@dataclass(frozen=True, slots=True)
+class _HeldState:
+    """One registry's revocation state: the newest version seen and the newest verified envelope."""
+
+    registry: str
+    version: int  # rollback floor: the highest list version seen from this registry
+    listed_version: int | None  # the version of ``envelope``
+    envelope: bytes | None  # the DSSE envelope exactly as fetched
+
+    def to_json(self) -> bytes:
+        body: dict[str, object] = {"registry": self.registry, "version": self.version}
+        if self.envelope is not None:
+            body["listed_version"] = self.listed_version
+            body["envelope"] = base64.b64encode(self.envelope).decode("ascii")
+        return json.dumps(body, sort_keys=True).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, raw: bytes, *, where: Path) -> _HeldState:
+        """Parse a state file (also the first format, ``{"version": N}`` only)."""
+        try:
+            data = json.loads(raw)
+            version = data["version"]
+            envelope = data.get("envelope")
+            listed = data.get("listed_version")
+            if not isinstance(version, int) or not (envelope is None or isinstance(listed, int)):
+                raise TypeError("version and listed_version must be integers")
+            held = base64.b64decode(envelope, validate=True) if envelope is not None else None
+            return cls(str(data.get("registry", "")), version, listed, held)
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise StorageError(f"revocation state {where} is malformed ({e}); delete it to start over") from e
+
+
+def _signed_list(envelope: bytes, keys: list[PublicKey], *, strict: bool) -> RevocationList | None:
+    """The list inside ``envelope`` if one of ``keys`` signed it (no freshness checks yet), else None.
+
+    ``strict`` raises the VerificationError instead of returning None (a named registry's own list).
+    """
+    from lorareg.revocation import verify_revocation_list
+
+    try:
+        return verify_revocation_list(envelope, keys, held_version=None, now=_EPOCH, max_age=None)
+    except VerificationError:
+        if strict:
+            raise
+        return None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # "now" for a signature-only check: nothing has expired yet
 
 
 def _check(sha256: str) -> str:

@@ -6,13 +6,16 @@ become the matching :class:`~lorareg.errors.LoraregError` again (404 → ``NotFo
 ``ConflictError``, 451 → ``GoneError`` …), network failures ``RemoteError``.
 
 ``pull`` is the consumer's trust boundary, in this order: (1) resolve the reference; (2) fetch the
-signature bundle; (3) download the blob into ``tmp/<hex>.part`` while hashing on a second thread, resuming
-with ``Range`` from the part file's length after a dropped connection; (4) fetch the revocation list and
-verify it (signature, rollback against the newest version held in the cache, freeze); (5) verify the bundle
-against the trust file and policy with the hashes just computed and facts parsed from the part file;
-(6) check the verified manifest names what was asked for; only then (7) rename into the cache. A cached
-file is re-hashed and re-verified, revocations included, on every pull. The signature checks themselves
-live in ``lorareg.signing`` and ``lorareg.revocation``; this module only orchestrates.
+signature bundle; (3) fetch the revocation list and verify it (signature, rollback against the newest
+version held in the cache, freeze), keep it in the cache, and stop early if the blob is revoked; (4)
+download the blob into ``tmp/<hex>.part``, computing while it arrives the one digest the check needs
+(BLAKE3 when the signed manifest carries it, else SHA-256; ``lorareg.download``) and resuming with
+``Range`` after a dropped connection; (5) verify the bundle against the trust file and policy with that
+digest and the facts parsed from the header bytes seen during the download (no second pass over the
+file); (6) check that the signature covers the content address and names what was asked for; only then
+(7) rename into the cache. A cached file is re-hashed and re-verified, revocations included, on every pull.
+The signature checks themselves live in ``lorareg.signing`` and ``lorareg.revocation``; this module only
+orchestrates.
 """
 
 from __future__ import annotations
@@ -28,14 +31,17 @@ import httpx
 
 from lorareg import errors
 from lorareg.cache import BlobCache
-from lorareg.download import sha256_file
 from lorareg.errors import LoraregError, RemoteError, VerificationError
+from lorareg.pull_verify import PullChecks, check_identity, digest_plan, rehash, verify_fetched
 
 if TYPE_CHECKING:
+    import ssl
+
+    from lorareg.download import Fetched
+    from lorareg.download_http import OpenBody
     from lorareg.revocation import RevocationList
     from lorareg.signing.policy import Policy
     from lorareg.signing.trust import TrustStore
-    from lorareg.signing.verify import VerifiedManifest
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
@@ -88,17 +94,23 @@ class Client:
         timeout: float = DEFAULT_TIMEOUT_S,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        from lorareg.download_http import direct_allowed
+
         self.registry_url = registry_url.rstrip("/")
         self.cache = BlobCache(cache_dir)
         headers = {"User-Agent": "lorareg-client"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        self._headers = headers
+        self._timeout = timeout
+        self._direct_blobs = transport is None and direct_allowed(self.registry_url)
         self._http = httpx.Client(
             base_url=self.registry_url,
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_S)),
             transport=transport,
             follow_redirects=False,
+            verify=_tls_settings(self.registry_url) if self._direct_blobs else True,
         )
 
     def __enter__(self) -> Client:
@@ -246,67 +258,70 @@ class Client:
         detail = self.resolve(ref)
         sha256, size = str(detail["sha256"]), int(detail["size"])
         bundle = self.signature(detail["name"], detail["version"])
+        checks = self._pull_checks(trust, policy, sha256=sha256, ref=ref) if verify else None
+        algorithm, expected = digest_plan(bundle, sha256=sha256, verify=verify)
         with self.cache.download_lock(sha256):
             cached = self.cache.lookup(sha256)
             path = cached or self.cache.part_path(sha256)
-            digest = sha256_file(path) if cached else self._download(sha256, size, path, progress)
+            if cached is None:
+                fetched = self._download(sha256, size, path, algorithm, progress)
+            else:
+                fetched = rehash(cached, algorithm)
             try:
-                if digest != sha256:
+                if fetched.digest != expected:
                     raise VerificationError(
-                        [f"digest mismatch: the file has sha256 {digest}, the registry says {sha256}"],
+                        [f"digest mismatch: the file has {algorithm} {fetched.digest}, expected {expected}"],
                         subject=ref,
                     )
-                if verify:
-                    self._verify(
-                        ref, detail, path=path, sha256=digest, bundle=bundle, trust=trust, policy=policy
-                    )
+                if checks is not None:
+                    verified = verify_fetched(bundle, fetched, path=path, sha256=sha256, checks=checks)
+                    check_identity(verified, ref=ref, detail=detail)
             except LoraregError:
-                if cached is None or digest != sha256:
+                if cached is None or fetched.digest != expected:
                     self._discard(path, sha256=sha256, cached=cached is not None)
                 raise
             if cached is None:
                 path = self.cache.install(sha256, part=path, bundle=bundle)
         return _copy_out(path, detail, out_dir) if out_dir is not None else path
 
-    def _verify(
-        self,
-        ref: str,
-        detail: Mapping[str, Any],
-        *,
-        path: Path,
-        sha256: str,
-        bundle: bytes,
-        trust: TrustStore | None,
-        policy: Policy | None,
-    ) -> VerifiedManifest:
-        """Steps 4-6 of ``pull``: revocation list, bundle against trust and policy, names."""
-        from lorareg.inspect import inspect_file
-        from lorareg.signing.verify import verify_bundle
-
+    def _pull_checks(
+        self, trust: TrustStore | None, policy: Policy | None, *, sha256: str, ref: str
+    ) -> PullChecks:
+        """Step 3 of ``pull``: trust, policy and the revoked digests; a revoked blob is refused here."""
         trust, policy = _trust_and_policy(trust, policy)
         revocations = self.verified_revocations(trust, max_age=policy.max_revocation_age)
-        verified = verify_bundle(
-            bundle,
-            file_size=path.stat().st_size,
-            file_digests={"sha256": sha256},  # the digest the signature covers; see lorareg/download.py
-            file_facts=inspect_file(path, with_hashes=False).facts,
-            trust=trust,
-            policy=policy,
-            revoked={r.sha256: r.reason for r in revocations.revoked},
-        )
-        _check_identity(verified, ref=ref, detail=detail)
-        return verified
+        revoked = {r.sha256: r.reason for r in revocations.revoked}
+        if sha256 in revoked:
+            listed = f"revocation list version {revocations.version}"
+            raise VerificationError(
+                [f"revoked: {sha256[:16]}… ({revoked[sha256]}), {listed}"],
+                subject=ref,
+            )
+        return PullChecks(trust, policy, revoked)
 
-    def _download(self, sha256: str, size: int, part: Path, progress: Progress | None) -> str:
+    def _download(
+        self, sha256: str, size: int, part: Path, algorithm: str, progress: Progress | None
+    ) -> Fetched:
         from lorareg.download import download_resumable
 
         return download_resumable(
-            lambda headers: self._http.stream("GET", f"/api/v1/blobs/sha256/{sha256}", headers=headers),
+            self._blob_opener(f"/api/v1/blobs/sha256/{sha256}"),
             part=part,
             size=size,
+            algorithm=algorithm,
             raise_for=_raise_for,
             progress=progress,
         )
+
+    def _blob_opener(self, path: str) -> OpenBody:
+        """Blob GETs via ``http.client`` where allowed (big reads; ``lorareg.download_http``), else httpx."""
+        from lorareg.download_http import open_direct, open_httpx
+
+        fixed = {**self._headers, "Accept-Encoding": "identity"}  # the stored bytes, never re-encoded
+        if self._direct_blobs:
+            url = self.registry_url + path
+            return lambda extra: open_direct(url, {**fixed, **extra}, timeout=self._timeout)
+        return lambda extra: open_httpx(self._http, path, {**fixed, **extra})
 
     def _discard(self, path: Path, *, sha256: str, cached: bool) -> None:
         """Remove a file that failed: a part file always, a cached file when its bytes changed."""
@@ -316,17 +331,28 @@ class Client:
             path.unlink(missing_ok=True)
 
     def verified_revocations(self, trust: TrustStore, *, max_age: timedelta | None) -> RevocationList:
-        """Fetch and verify the revocation list; remember its version (rollback protection)."""
+        """Fetch and verify the revocation list, and keep it in the cache for offline use.
+
+        Verified against the trust file's registry keys, the newest version held for this registry
+        (rollback) and ``expires`` / ``max_age`` (freeze); the envelope is then stored atomically with its
+        version (:meth:`BlobCache.remember_revocation_list`), so the loader and ``lorareg verify`` can use it
+        while the registry is unreachable.
+
+        Raises:
+            VerificationError: "bad signature", "rollback" or "freeze".
+            RemoteError: the registry cannot be reached.
+        """
         from lorareg.revocation import verify_revocation_list
 
+        envelope = self.revocations()
         revocations = verify_revocation_list(
-            self.revocations(),
+            envelope,
             trust.registry_keys(),
             held_version=self.cache.held_revocation_version(self.registry_url),
             now=datetime.now(UTC),
             max_age=max_age,
         )
-        self.cache.remember_revocation_version(self.registry_url, revocations.version)
+        self.cache.remember_revocation_list(self.registry_url, envelope, version=revocations.version)
         return revocations
 
     # -- HTTP plumbing ----------------------------------------------------------------------------------
@@ -374,6 +400,20 @@ class Client:
                 _raise_for(response)
             return response
         raise AssertionError("unreachable: the loop returns or raises")
+
+
+def _tls_settings(registry_url: str) -> ssl.SSLContext | bool:
+    """httpx's ``verify`` for a registry reached without a proxy: the default (CA bundle) for https.
+
+    A plain-http registry reached directly never uses TLS (every request is relative to it and redirects
+    are not followed), so it gets a client context with no CA loaded: that skips loading the CA bundle,
+    about 35 ms of every command's start, and any TLS use would fail verification rather than pass.
+    """
+    if not registry_url.startswith("http://"):
+        return True
+    import ssl
+
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verify_mode CERT_REQUIRED, check_hostname: fail closed
 
 
 def _raise_for(response: httpx.Response) -> None:
@@ -449,27 +489,6 @@ def _publish_target(bundle_bytes: bytes) -> tuple[str, int, str]:
             "the signature file holds no lorareg manifest with a name and size; re-sign it"
         )
     return statement.resource_digest, int(manifest["size"]), str(manifest["name"])
-
-
-def _check_identity(verified: VerifiedManifest, *, ref: str, detail: Mapping[str, Any]) -> None:
-    """The signed manifest must name the adapter that was asked for (a registry cannot swap adapters)."""
-    manifest = verified.manifest
-    if manifest is None:
-        return
-    signed = manifest.to_dict()
-    reasons = []
-    if signed.get("name") != detail.get("name") or signed.get("version") != detail.get("version"):
-        reasons.append(
-            f"the signed manifest is {signed.get('name')}@{signed.get('version')}; "
-            f"the registry answered {detail.get('name')}@{detail.get('version')}"
-        )
-    name, sep, version = ref.partition("@")
-    if "/" in name and len(name) != 64 and signed.get("name") != name:
-        reasons.append(f"asked for {name}, the signed manifest is {signed.get('name')}")
-    if sep and signed.get("version") != version:
-        reasons.append(f"asked for version {version}, the signed manifest is {signed.get('version')}")
-    if reasons:
-        raise VerificationError(reasons, subject=ref)
 
 
 def _trust_and_policy(trust: TrustStore | None, policy: Policy | None) -> tuple[TrustStore, Policy]:

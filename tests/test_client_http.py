@@ -11,6 +11,7 @@ import pytest
 from lorareg import errors
 from lorareg.client import Client
 from lorareg.download import download_resumable
+from lorareg.download_http import open_httpx
 from lorareg.samples import sample_adapter_bytes
 
 ERRORS = [
@@ -96,7 +97,8 @@ def _blob_server(data: bytes, *, honour_range: bool, seen: list[str | None]) -> 
         seen.append(wanted)
         if wanted and honour_range:
             start = int(wanted.removeprefix("bytes=").rstrip("-"))
-            return httpx.Response(206, content=_chunked(data[start:]))
+            span = f"bytes {start}-{len(data) - 1}/{len(data)}"
+            return httpx.Response(206, content=_chunked(data[start:]), headers={"Content-Range": span})
         return httpx.Response(200, content=_chunked(data))
 
     return httpx.MockTransport(handler)
@@ -111,14 +113,16 @@ def test_part_file_left_by_an_earlier_run_is_resumed_and_hashed_whole(
     part.write_bytes(data[:100_000])
     seen: list[str | None] = []
     with httpx.Client(transport=_blob_server(data, honour_range=honour_range, seen=seen)) as http:
-        digest = download_resumable(
-            lambda headers: http.stream("GET", "http://registry.test/blob", headers=headers),
+        fetched = download_resumable(
+            lambda headers: open_httpx(http, "http://registry.test/blob", headers),
             part=part,
             size=len(data),
             raise_for=lambda response: None,
         )
     assert seen[0] == "bytes=100000-"
-    assert digest == hashlib.sha256(data).hexdigest()
+    assert fetched.digest == hashlib.sha256(data).hexdigest()
+    header_end = 8 + int.from_bytes(data[:8], "little")
+    assert fetched.head == data[:header_end]  # the header as hashed, kept bytes included
     assert part.read_bytes() == data
 
 
@@ -127,8 +131,45 @@ def test_server_sending_more_than_announced_is_refused(tmp_path: Path) -> None:
     with httpx.Client(transport=_blob_server(data + b"extra", honour_range=True, seen=[])) as http:
         with pytest.raises(errors.RemoteError, match="more than"):
             download_resumable(
-                lambda headers: http.stream("GET", "http://registry.test/blob", headers=headers),
+                lambda headers: open_httpx(http, "http://registry.test/blob", headers),
                 part=tmp_path / "blob.part",
+                size=len(data),
+                raise_for=lambda response: None,
+            )
+
+
+HOSTILE_BLOB_ANSWERS = [
+    # (id, status, headers, body offset, message) — the client holds the first 1000 bytes already
+    ("range-from-another-offset", 206, {"Content-Range": "bytes 0-{last}/{size}"}, 0, "Content-Range"),
+    ("range-of-another-file-size", 206, {"Content-Range": "bytes 1000-{last}/{bigger}"}, 1000,
+     "Content-Range"),
+    ("announces-more-than-the-rest", 206, {"Content-Range": "bytes 1000-{last}/{size}",
+                                           "Content-Length": "{bigger}"}, 1000, "announces"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "start", "message"),
+    [a[1:] for a in HOSTILE_BLOB_ANSWERS],
+    ids=[a[0] for a in HOSTILE_BLOB_ANSWERS],
+)
+def test_blob_answer_that_does_not_fit_the_request_is_refused(
+    tmp_path: Path, status: int, headers: dict[str, str], start: int, message: str
+) -> None:
+    data = sample_adapter_bytes("sd1", seed=4)
+    values = {"last": len(data) - 1, "size": len(data), "bigger": len(data) + 10}
+    answer = {k: v.format(**values) for k, v in headers.items()}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, headers=answer, content=_chunked(data[start:]))
+
+    part = tmp_path / "blob.part"
+    part.write_bytes(data[:1000])
+    with httpx.Client(transport=httpx.MockTransport(handler)) as http:
+        with pytest.raises(errors.RemoteError, match=message):
+            download_resumable(
+                lambda extra: open_httpx(http, "http://registry.test/blob", extra),
+                part=part,
                 size=len(data),
                 raise_for=lambda response: None,
             )

@@ -6,9 +6,15 @@ import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import blake3
+import httpx
 import pytest
 
+from lorareg import download
+from lorareg.client import Client
+from lorareg.download import Fetched
 from lorareg.errors import GoneError, NotFoundError, VerificationError
 from lorareg.signing.keys import generate
 from lorareg.signing.trust import TrustStore
@@ -31,19 +37,22 @@ def _cache_files(cache_dir: Path) -> list[str]:
     return sorted(p.name for p in found if p.is_file())
 
 
+@pytest.mark.parametrize("path", ["http.client", "httpx"])
 def test_download_cut_midway_resumes_with_range_and_verifies(
-    published, cutting_proxy, tmp_path: Path
+    published, cutting_proxy, tmp_path: Path, path: str
 ) -> None:
-    server, path, sha256 = published
-    size = path.stat().st_size
-    proxy = cutting_proxy(server.url, cut_after=size // 2)
+    server, adapter, _ = published
+    size = adapter.stat().st_size
+    proxy = cutting_proxy(server.url, cut_after=size // 2, cuts=2)  # the API connection is never that long
     trust, policy = server.trust()
-    with server.client(cache_dir=tmp_path / "cache", url=proxy.url) as client:
+    transport = httpx.HTTPTransport() if path == "httpx" else None  # an injected transport: the httpx path
+    with Client(proxy.url, cache_dir=tmp_path / "cache", timeout=10.0, transport=transport) as client:
         pulled = client.pull("acme/ink@1.0.0", trust=trust, policy=policy)
-    assert pulled.read_bytes() == path.read_bytes()
-    assert proxy.connections >= 2
-    assert proxy.response_bytes[0] == size // 2  # the first connection was cut mid-blob …
-    assert sum(proxy.response_bytes[1:]) < size  # … and the rest came as a range, not the whole file again
+    assert pulled.read_bytes() == adapter.read_bytes()
+    cut = proxy.response_bytes.index(size // 2)  # a connection was cut mid-blob …
+    assert (
+        0 < sum(proxy.response_bytes[cut + 1 :]) < size
+    )  # … and the rest came as a range, not the whole file
 
 
 def test_tampered_blob_on_the_server_is_refused_and_never_cached(published, tmp_path: Path) -> None:
@@ -61,6 +70,46 @@ def test_tampered_blob_on_the_server_is_refused_and_never_cached(published, tmp_
     ):
         client.pull("acme/ink@1.0.0", trust=trust, policy=policy)
     assert _cache_files(cache_dir) == []
+
+
+def test_verified_pull_hashes_while_downloading_and_never_reads_the_file_again(
+    published, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, path, _ = published
+
+    def reread(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the downloaded file was read again")
+
+    for name in ("lorareg.signing.filecheck.digest_file", "lorareg.safetensors.read_header"):
+        monkeypatch.setattr(name, reread)
+    fetched: list[Fetched] = []
+    real = download.download_resumable
+
+    def spy(*args: Any, **kwargs: Any) -> Fetched:
+        fetched.append(real(*args, **kwargs))
+        return fetched[-1]
+
+    monkeypatch.setattr(download, "download_resumable", spy)
+    trust, policy = server.trust()
+    with server.client(cache_dir=tmp_path / "cache") as client:
+        pulled = client.pull("acme/ink@1.0.0", trust=trust, policy=policy)
+    assert pulled.read_bytes() == path.read_bytes()
+    assert [f.algorithm for f in fetched] == ["blake3"]  # the signed manifest carries BLAKE3: the cheaper one
+    assert fetched[0].digest == blake3.blake3(path.read_bytes()).hexdigest()
+
+
+def test_cached_file_changed_on_disk_is_refused_and_evicted(published, tmp_path: Path) -> None:
+    server, _, sha256 = published
+    trust, policy = server.trust()
+    with server.client(cache_dir=tmp_path / "cache") as client:
+        cached = client.pull("acme/ink@1.0.0", trust=trust, policy=policy)
+        data = bytearray(cached.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        cached.write_bytes(bytes(data))
+        with pytest.raises(VerificationError, match="digest mismatch"):
+            client.pull("acme/ink@1.0.0", trust=trust, policy=policy)
+        assert client.cache.lookup(sha256) is None
+        assert client.pull("acme/ink@1.0.0", trust=trust, policy=policy).read_bytes() != bytes(data)
 
 
 def test_cached_file_is_rechecked_against_revocations_on_every_pull(published, tmp_path: Path) -> None:

@@ -2,7 +2,10 @@
 
 Passphrases come from ``LORAREG_KEY_PASSWORD`` or, only when stdin is a terminal, from a ``getpass`` prompt;
 a command never waits on a prompt that no one can answer. ``verify`` exits 0 when verified, 1 when refused
-(every reason printed), 2 on unusable input (missing file, unreadable trust file), per ``DESIGN.md``.
+(every reason printed), 2 on unusable input (missing file, unreadable trust file), per ``DESIGN.md``. It
+checks revocations with the registry's current list when a registry is named (``--registry`` or
+``LORAREG_REGISTRY``), else with the newest list the client cache holds (``lorareg.client_revocations``),
+and says which list it used.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from lorareg.cli._output import print_json, safe_text
 from lorareg.errors import InputError, VerificationError
 
 if TYPE_CHECKING:
+    from lorareg.client_revocations import CheckedRevocations
     from lorareg.signing.keys import PrivateKey
     from lorareg.signing.policy import Policy
     from lorareg.signing.trust import TrustStore
@@ -94,18 +98,36 @@ def verify(
         None, "--family", help="Refuse unless the adapter is for this base family."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    registry: str | None = typer.Option(
+        None,
+        "--registry",
+        envvar="LORAREG_REGISTRY",
+        help="Check revocations with this registry's current list (default: the newest list cached).",
+    ),
 ) -> None:
-    """Verify FILE against its signature file, the trust file and its policy; exit 1 with every reason."""
+    """Verify FILE against its signature file, trust file, policy and revocations; exit 1 if refused."""
+    from lorareg.client_revocations import current_revocations
     from lorareg.signing.filecheck import verify_file
 
     store, policy = _load_trust(trust, keys)
     bundle_path = signature or file.with_name(file.name + SIGNATURE_SUFFIX)
+    reasons: list[str] = []
+    checked: CheckedRevocations | None = None
     try:
-        result = verify_file(file, bundle_path, trust=store, policy=policy, expect_family=family)
+        checked = current_revocations(store, max_age=policy.max_revocation_age, registry=registry)
     except VerificationError as e:
-        _print_refusal(file, e.reasons, as_json=as_json)
-        raise typer.Exit(1) from e
-    _print_verified(file, result, as_json=as_json)
+        reasons += e.reasons  # a refused list: still verify the file, to report every reason at once
+    try:
+        revoked = checked.revoked() if checked is not None else None
+        result = verify_file(
+            file, bundle_path, trust=store, policy=policy, expect_family=family, revoked=revoked
+        )
+    except VerificationError as e:
+        reasons += e.reasons
+    if reasons:
+        _print_refusal(file, reasons, checked, as_json=as_json)
+        raise typer.Exit(1)
+    _print_verified(file, result, checked, as_json=as_json)
 
 
 def _load_trust(path: Path | None, extra_keys: list[Path]) -> tuple[TrustStore, Policy]:
@@ -129,12 +151,21 @@ def _load_trust(path: Path | None, extra_keys: list[Path]) -> tuple[TrustStore, 
     return store, policy
 
 
-def _print_verified(file: Path, result: VerifiedManifest, *, as_json: bool) -> None:
+def _print_verified(
+    file: Path, result: VerifiedManifest, checked: CheckedRevocations | None, *, as_json: bool
+) -> None:
     manifest = result.manifest.to_dict() if result.manifest is not None else None
+    notes = [*result.notes, *([checked.note] if checked is not None and checked.note else [])]
     if as_json:
-        signers = [s.to_json() for s in result.signers]
         print_json(
-            {"verified": True, "reasons": [], "signers": signers, "manifest": manifest, "notes": result.notes}
+            {
+                "verified": True,
+                "reasons": [],
+                "signers": [s.to_json() for s in result.signers],
+                "manifest": manifest,
+                "notes": notes,
+                "revocations": checked.to_json() if checked is not None else None,
+            }
         )
         return
     title = f"{manifest['name']}@{manifest['version']}" if manifest else result.subject_name
@@ -146,13 +177,29 @@ def _print_verified(file: Path, result: VerifiedManifest, *, as_json: bool) -> N
         commercial = "commercial use allowed" if lic["commercial_use"] else "no commercial use"
         typer.echo(f"  licence: {safe_text(lic['id'])} ({commercial})")
         typer.echo(f"  consent: {safe_text(consent['subject'])}, {safe_text(consent['status'])}")
-    for note in result.notes:
+    if checked is not None and checked.revocations is not None:
+        rl = checked.to_json()
+        typer.echo(
+            f"  revocations: list version {rl['version']} issued {rl['issued']} (from {checked.source})"
+        )
+    for note in notes:
         typer.echo(f"  note: {safe_text(note)}")
 
 
-def _print_refusal(file: Path, reasons: list[str], *, as_json: bool) -> None:
+def _print_refusal(
+    file: Path, reasons: list[str], checked: CheckedRevocations | None, *, as_json: bool
+) -> None:
     if as_json:
-        print_json({"verified": False, "reasons": reasons, "signers": [], "manifest": None})
+        revocations = checked.to_json() if checked is not None else None
+        print_json(
+            {
+                "verified": False,
+                "reasons": reasons,
+                "signers": [],
+                "manifest": None,
+                "revocations": revocations,
+            }
+        )
         return
     typer.echo(f"refused: {safe_text(file)}")
     for reason in reasons:
