@@ -14,6 +14,8 @@ download the blob into ``tmp/<hex>.part``, computing while it arrives the one di
 digest and the facts parsed from the header bytes seen during the download (no second pass over the
 file); (6) check that the signature covers the content address and names what was asked for; only then
 (7) rename into the cache. A cached file is re-hashed and re-verified, revocations included, on every pull.
+An unverified pull (``verify=False``) never touches the cache: it downloads into the output directory the
+caller must name, beside the signature file, checked only against the registry's SHA-256.
 The signature checks themselves live in ``lorareg.signing`` and ``lorareg.revocation``; this module only
 orchestrates.
 """
@@ -51,8 +53,10 @@ MAX_ATTEMPTS = 4  # tries of an idempotent request (1 + 3 retries)
 BACKOFF_BASE_S = 0.25  # first retry delay; doubles each time
 UPLOAD_CHUNK_BYTES = 1 * 2**20  # read size when streaming a file to the server
 MAX_JSON_BYTES = 16 * 2**20  # an API answer larger than this is refused
+SIGNATURE_SUFFIX = ".sig"  # an unverified pull's signature file: FILE.sig, where ``lorareg verify`` looks
 
 _RETRY_STATUS = frozenset({502, 503, 504})
+_REVOKED_MARK = "was revoked: "  # the server's 451 message puts the public reason after this
 _ERRORS_BY_CODE: dict[str, type[LoraregError]] = {
     cls.code: cls
     for cls in (
@@ -161,9 +165,12 @@ class Client:
 
     # -- takedowns and previews -----------------------------------------------------------------------
     def file_takedown(
-        self, ref: str, *, reason: str, claimant: str, contact: str, details: str, good_faith: bool = True
+        self, ref: str, *, reason: str, claimant: str, contact: str, details: str, good_faith: bool
     ) -> dict[str, Any]:
-        """File a takedown request (no token needed); the answer's ``id`` is the tracking id."""
+        """File a takedown request (no token needed); the answer's ``id`` is the tracking id.
+
+        ``good_faith`` has no default: the claimant affirms the statement, never the library on their behalf.
+        """
         body = {
             "ref": ref,
             "reason": reason,
@@ -216,7 +223,10 @@ class Client:
     def put_blob(self, path: Path, *, sha256: str, size: int, progress: Progress | None = None) -> None:
         """``PUT`` the file under its digest unless a ``HEAD`` shows the registry already holds it."""
         url = f"/api/v1/blobs/sha256/{sha256}"
-        if self._request("HEAD", url, allow={404}).status_code == 200:
+        head = self._request("HEAD", url, allow={404, 451}).status_code
+        if head == 451:
+            raise self._revoked_upload(url, sha256)
+        if head == 200:
             if progress is not None:
                 progress(size, size)
             return
@@ -233,6 +243,21 @@ class Client:
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
         self._request("PUT", url, content_factory=body, headers=headers, idempotent=True)
 
+    def _revoked_upload(self, url: str, sha256: str) -> errors.GoneError:
+        """The error for bytes a takedown revoked, with the public reason from a GET (HEAD has no body).
+
+        The GET asks for one byte only: should the blob no longer be revoked by then, nothing large moves.
+        """
+        reason = "the registry gave no reason"
+        try:
+            self._request("GET", url, headers={"Range": "bytes=0-0"})
+        except errors.GoneError as e:
+            reason = e.message.partition(_REVOKED_MARK)[2] or reason
+        return errors.GoneError(
+            f"cannot publish sha256:{sha256}: these bytes were revoked by an upheld takedown and can "
+            f"never be published again under any name (public reason: {reason})"
+        )
+
     # -- pulling --------------------------------------------------------------------------------------
     def pull(
         self,
@@ -244,22 +269,35 @@ class Client:
         out_dir: Path | None = None,
         progress: Progress | None = None,
     ) -> Path:
-        """Download ``ref`` into the cache (verified unless ``verify=False``) and return the file's path.
+        """Download ``ref`` into the cache, verified, and return the file's path.
 
         With ``out_dir`` the verified file is also copied there under ``<adapter>-<version>.safetensors``.
         ``trust``/``policy`` default to the trust file (``~/.config/lorareg/trust.toml``) and its policy.
+        ``verify=False`` needs ``out_dir``: the file (and its signature file, ``….safetensors.sig``, for a
+        later ``lorareg verify``) is written there only, never into the cache, which holds nothing that
+        skipped or failed verification; the bytes are still checked against the registry's SHA-256.
 
         Raises:
+            InputError: ``verify=False`` without ``out_dir``, or ``out_dir`` is not a usable directory.
             NotFoundError: the reference does not resolve.
             GoneError: the registry serves the blob as revoked (451).
             VerificationError: signature, trust, digest, revocation (rollback, freeze, revoked) or policy.
             RemoteError: the network or the server failed after retries.
         """
+        if out_dir is not None:
+            _prepare_out_dir(out_dir)
+        if not verify:
+            if out_dir is None:
+                raise errors.InputError(
+                    "an unverified pull (--no-verify) needs an output directory (--out DIR): "
+                    "the cache holds only verified files"
+                )
+            return self._pull_unverified(ref, out_dir, progress)
         detail = self.resolve(ref)
         sha256, size = str(detail["sha256"]), int(detail["size"])
         bundle = self.signature(detail["name"], detail["version"])
-        checks = self._pull_checks(trust, policy, sha256=sha256, ref=ref) if verify else None
-        algorithm, expected = digest_plan(bundle, sha256=sha256, verify=verify)
+        checks = self._pull_checks(trust, policy, sha256=sha256, ref=ref)
+        algorithm, expected = digest_plan(bundle, sha256=sha256, verify=True)
         with self.cache.download_lock(sha256):
             cached = self.cache.lookup(sha256)
             path = cached or self.cache.part_path(sha256)
@@ -273,9 +311,8 @@ class Client:
                         [f"digest mismatch: the file has {algorithm} {fetched.digest}, expected {expected}"],
                         subject=ref,
                     )
-                if checks is not None:
-                    verified = verify_fetched(bundle, fetched, path=path, sha256=sha256, checks=checks)
-                    check_identity(verified, ref=ref, detail=detail)
+                verified = verify_fetched(bundle, fetched, path=path, sha256=sha256, checks=checks)
+                check_identity(verified, ref=ref, detail=detail)
             except LoraregError:
                 if cached is None or fetched.digest != expected:
                     self._discard(path, sha256=sha256, cached=cached is not None)
@@ -283,6 +320,34 @@ class Client:
             if cached is None:
                 path = self.cache.install(sha256, part=path, bundle=bundle)
         return _copy_out(path, detail, out_dir) if out_dir is not None else path
+
+    def _pull_unverified(self, ref: str, out_dir: Path, progress: Progress | None) -> Path:
+        """``pull --no-verify``: download into ``out_dir`` only, beside the (unchecked) signature file.
+
+        The part file lives in ``out_dir`` too (hidden, resumed on the next try), so nothing of an
+        unverified download ever touches the cache. The SHA-256 computed while downloading must equal the
+        content address: that catches a broken transfer, and proves nothing about provenance.
+        """
+        detail = self.resolve(ref)
+        sha256, size = str(detail["sha256"]), int(detail["size"])
+        bundle = self.signature(detail["name"], detail["version"])
+        target = _out_path(detail, out_dir)
+        part = target.with_name(f".{target.name}.part")
+        try:
+            fetched = self._download(sha256, size, part, "sha256", progress)
+            if fetched.digest != sha256:
+                raise VerificationError(
+                    [f"digest mismatch: the file has sha256 {fetched.digest}, the registry says {sha256}"],
+                    subject=ref,
+                )
+        except RemoteError:
+            raise  # a dropped transfer: the part file is resumed next time
+        except LoraregError:
+            part.unlink(missing_ok=True)
+            raise
+        _write_beside(target.with_name(target.name + SIGNATURE_SUFFIX), bundle)
+        part.replace(target)
+        return target
 
     def _pull_checks(
         self, trust: TrustStore | None, policy: Policy | None, *, sha256: str, ref: str
@@ -467,14 +532,38 @@ def _split_exact(ref: str) -> tuple[str, str]:
     return name, version
 
 
-def _copy_out(path: Path, detail: Mapping[str, Any], out_dir: Path) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
+def _prepare_out_dir(out_dir: Path) -> None:
+    """Create ``out_dir`` (or accept an existing directory) before anything is downloaded."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise errors.InputError(f"output directory {out_dir} is a file; expected a directory")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise errors.InputError(f"cannot create output directory {out_dir}: {e.strerror}") from e
+
+
+def _out_path(detail: Mapping[str, Any], out_dir: Path) -> Path:
     adapter = str(detail["name"]).split("/")[-1]
-    target = out_dir / f"{adapter}-{detail['version']}.safetensors"
+    return out_dir / f"{adapter}-{detail['version']}.safetensors"
+
+
+def _copy_out(path: Path, detail: Mapping[str, Any], out_dir: Path) -> Path:
+    target = _out_path(detail, out_dir)
     temp = target.with_name(f".{target.name}.tmp")
     shutil.copyfile(path, temp)
     temp.replace(target)
     return target
+
+
+def _write_beside(target: Path, data: bytes) -> None:
+    """Write a small file atomically (temp file, rename)."""
+    temp = target.with_name(f".{target.name}.tmp")
+    try:
+        temp.write_bytes(data)
+        temp.replace(target)
+    except OSError as e:
+        temp.unlink(missing_ok=True)
+        raise errors.StorageError(f"cannot write {target}: {e.strerror}") from e
 
 
 def _publish_target(bundle_bytes: bytes) -> tuple[str, int, str]:

@@ -12,6 +12,7 @@ the boundary with ``raise ... from e``; programming errors stay builtins and cra
     │   ├── PayloadTooLargeError         2   413  body or file over a size cap
     │   └── UnprocessableError           2   422  well-formed but contradicts itself (digest, facts)
     ├── VerificationError                1   422  signature, trust, digest, revocation, policy; has .reasons
+    │                                                (and .signers, .manifest when the signature verified)
     ├── IncompatibleAdapterError         1   422  adapter does not fit this pipeline; has .reasons
     ├── AuthError                        2   401  no or bad credentials
     │   └── ForbiddenError               2   403  credentials lack the right scope or namespace
@@ -25,7 +26,8 @@ the boundary with ``raise ... from e``; programming errors stay builtins and cra
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 
 class LoraregError(Exception):
@@ -76,11 +78,29 @@ class _ReasonsError(LoraregError):
 
 
 class VerificationError(_ReasonsError):
-    """Signature, trust, digest, revocation or policy check failed; ``reasons`` lists each failure."""
+    """Signature, trust, digest, revocation or policy check failed; ``reasons`` lists each failure.
+
+    When the signatures themselves verified and a later check refused (digest, facts, family, policy), the
+    verifier also sets ``signers`` (``{"keyid", "label", "role"}`` of each accepted key) and ``manifest``
+    (the signed manifest as a plain dict, None when the signature carries none), so a refusal can still say
+    who signed what. Both stay empty when no signature verified: nothing unverified is handed out.
+    """
 
     exit_code = 1
     http_status = 422
     code = "verification_failed"
+
+    def __init__(
+        self,
+        reasons: Iterable[str],
+        *,
+        subject: str | None = None,
+        signers: Iterable[Mapping[str, str]] = (),
+        manifest: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(reasons, subject=subject)
+        self.signers: list[dict[str, str]] = [dict(s) for s in signers]
+        self.manifest: dict[str, Any] | None = dict(manifest) if manifest is not None else None
 
 
 class IncompatibleAdapterError(_ReasonsError):

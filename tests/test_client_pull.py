@@ -15,10 +15,13 @@ import pytest
 from lorareg import download
 from lorareg.client import Client
 from lorareg.download import Fetched
-from lorareg.errors import GoneError, NotFoundError, VerificationError
+from lorareg.errors import GoneError, InputError, NotFoundError, VerificationError
+from lorareg.manifest_complete import ManifestDraft
+from lorareg.signing.filecheck import verify_file
 from lorareg.signing.keys import generate
+from lorareg.signing.sign import sign_file
 from lorareg.signing.trust import TrustStore
-from tests.fixtures.server import LiveServer
+from tests.fixtures.server import LiveServer, draft_manifest
 
 
 @pytest.fixture
@@ -165,7 +168,61 @@ def test_revoked_blob_download_is_451_gone(published, tmp_path: Path) -> None:
     reviewer = server.registry.authenticate(server.token("reviewer"))
     server.registry.revoke(sha256, reason="upheld takedown", principal=reviewer)
     with server.client(cache_dir=tmp_path / "cache") as client, pytest.raises(GoneError):
-        client.pull("acme/ink@1.0.0", verify=False)
+        client.pull("acme/ink@1.0.0", verify=False, out_dir=tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []  # not even a part file
+
+
+def test_republishing_revoked_bytes_says_a_takedown_revoked_them_and_why(published, tmp_path: Path) -> None:
+    server, path, sha256 = published
+    reviewer = server.registry.authenticate(server.token("reviewer"))
+    server.registry.revoke(sha256, reason="likeness of J. Doe without consent", principal=reviewer)
+    renamed = ManifestDraft.from_dict(draft_manifest("acme/ink-again", "2.0.0"))
+    bundle = sign_file(path, renamed, server.publisher_keys["acme"])
+    with server.client(server.token("publisher", "acme")) as client, pytest.raises(GoneError) as caught:
+        client.publish(path, bundle)
+    message = str(caught.value)
+    assert "revoked by an upheld takedown" in message and "cannot" in message
+    assert message.endswith("(public reason: likeness of J. Doe without consent)")
+
+
+def test_unverified_pull_writes_only_to_out_and_never_into_the_cache(published, tmp_path: Path) -> None:
+    """Issue 4 item 4: the cache never holds a file that skipped verification."""
+    server, path, _ = published
+    cache_dir, out = tmp_path / "cache", tmp_path / "out"
+    with server.client(cache_dir=cache_dir) as client:
+        with pytest.raises(InputError, match="--out"):
+            client.pull("acme/ink@1.0.0", verify=False)
+        pulled = client.pull("acme/ink@1.0.0", verify=False, out_dir=out)
+    assert pulled == out / "ink-1.0.0.safetensors" and pulled.read_bytes() == path.read_bytes()
+    assert sorted(p.name for p in out.iterdir()) == ["ink-1.0.0.safetensors", "ink-1.0.0.safetensors.sig"]
+    assert _cache_files(cache_dir) == []
+    trust, policy = server.trust()  # the signature file beside it lets it be verified later
+    verified = verify_file(pulled, Path(f"{pulled}.sig"), trust=trust, policy=policy)
+    assert verified.manifest is not None and verified.manifest.name == "acme/ink"
+
+
+def test_unverified_pull_of_tampered_bytes_keeps_nothing(published, tmp_path: Path) -> None:
+    server, _, sha256 = published
+    stored = server.registry.store.path_of(sha256)
+    os.chmod(stored, 0o644)
+    data = bytearray(stored.read_bytes())
+    data[-1] ^= 0x01
+    stored.write_bytes(bytes(data))
+    with (
+        server.client(cache_dir=tmp_path / "cache") as client,
+        pytest.raises(VerificationError, match="digest mismatch"),
+    ):
+        client.pull("acme/ink@1.0.0", verify=False, out_dir=tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == [] and _cache_files(tmp_path / "cache") == []
+
+
+def test_out_dir_that_is_a_file_is_refused_before_downloading(published, tmp_path: Path) -> None:
+    server, _, _ = published
+    (tmp_path / "taken").write_text("not a directory")
+    trust, policy = server.trust()
+    with server.client(cache_dir=tmp_path / "cache") as client, pytest.raises(InputError, match="is a file"):
+        client.pull("acme/ink@1.0.0", trust=trust, policy=policy, out_dir=tmp_path / "taken")
+    assert _cache_files(tmp_path / "cache") == []
 
 
 def test_pull_by_hash_and_copy_out(published, tmp_path: Path) -> None:

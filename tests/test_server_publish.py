@@ -203,3 +203,38 @@ def _wait_for(condition, timeout_s: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("query", "allowed"),
+    [
+        ("family=bogus", "sd1, sd2, sdxl"),
+        ("consent_subject=face", "style, likeness, character"),
+        ("consent_status=maybe", "obtained, not-required"),
+        ("sort=bogus", "newest"),
+    ],
+    ids=["family", "consent-subject", "consent-status", "sort"],
+)
+def test_search_filter_outside_its_enum_is_400_naming_the_allowed_values(
+    live_server: LiveServer, query: str, allowed: str
+) -> None:
+    """A typo in a filter must not look like "no adapters match" (an empty 200 page)."""
+    response = httpx.get(f"{live_server.url}/api/v1/adapters?{query}")
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "bad_input"
+    assert allowed in response.json()["error"]["message"]
+
+
+def test_search_filters_with_known_values_or_left_blank_still_answer(live_server: LiveServer) -> None:
+    token = live_server.add_publisher("acme")
+    path, bundle = live_server.adapter("acme/pixel-art", "1.0.0", family="sdxl")
+    with live_server.client(token) as client:
+        client.publish(path, bundle)
+    for query, refs in [
+        ("family=sdxl&consent_subject=style&consent_status=not-required", ["acme/pixel-art@1.0.0"]),
+        ("family=sd1", []),
+        ("family=&consent_status=", ["acme/pixel-art@1.0.0"]),  # blank means any, as in the web form
+    ]:
+        response = httpx.get(f"{live_server.url}/api/v1/adapters?{query}")
+        assert response.status_code == 200, response.text
+        assert [item["ref"] for item in response.json()["items"]] == refs, query

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -101,8 +102,51 @@ def test_verify_json_lists_every_reason_and_exits_1(
     )
     assert done.returncode == 1
     result = json.loads(done.stdout)
-    assert result["verified"] is False and result["signers"] == [] and result["manifest"] is None
-    assert len(result["reasons"]) == 2 and result["reasons"][0].startswith("digest mismatch")
+    assert result["verified"] is False and len(result["reasons"]) == 2
+    assert result["reasons"][0].startswith("digest mismatch")
+    # the signature itself verified: the refusal still says who signed what (issue 3, item 6)
+    assert result["signers"] == [
+        {"keyid": publisher_key.key_id, "label": publisher_key.public_path.name, "role": "publisher"}
+    ]
+    assert result["manifest"]["name"] == "acme/pixel-art" and result["manifest"]["version"] == "1.2.0"
+
+
+def test_policy_refusal_still_lists_signers_licence_and_consent(
+    tmp_path: Path, adapter: Path, publisher_key: KeyFiles
+) -> None:
+    """A likeness adapter without consent: genuinely signed, refused by policy; the user sees both."""
+    (tmp_path / "m.toml").write_text(
+        MANIFEST_TOML.replace('subject = "style"', 'subject = "likeness"').replace("not-required", "unknown")
+    )
+    lorareg("sign", adapter, "--manifest", tmp_path / "m.toml", "--key", publisher_key.private_path)
+    as_json = lorareg("verify", adapter, "--key", publisher_key.public_path, "--json")
+    assert as_json.returncode == 1, as_json.stderr
+    result = json.loads(as_json.stdout)
+    assert [s["keyid"] for s in result["signers"]] == [publisher_key.key_id]
+    consent = result["manifest"]["consent"]
+    assert (consent["subject"], consent["status"]) == ("likeness", "unknown")
+    assert len(result["reasons"]) == 1 and "likeness adapter without obtained consent" in result["reasons"][0]
+    human = lorareg("verify", adapter, "--key", publisher_key.public_path)
+    assert human.returncode == 1
+    lines = human.stdout.splitlines()
+    assert lines[0] == f"refused: {adapter} (acme/pixel-art@1.2.0)"
+    assert f"  signed by publisher {publisher_key.public_path.name} ({publisher_key.key_id[:16]}…)" in lines
+    assert "  licence: CreativeML-OpenRAIL-M (commercial use allowed)" in lines
+    assert "  consent: likeness, unknown" in lines
+    assert lines[-1].startswith("  - likeness adapter without obtained consent")
+
+
+def test_signature_by_an_unknown_key_hands_out_no_signer_or_manifest(
+    tmp_path: Path, adapter: Path, publisher_key: KeyFiles, make_key: Callable[..., KeyFiles]
+) -> None:
+    """Nothing unverified is shown: a manifest whose signature no trusted key made stays unread."""
+    lorareg("sign", adapter, "--manifest", tmp_path / "m.toml", "--key", publisher_key.private_path)
+    stranger = make_key("stranger")
+    done = lorareg("verify", adapter, "--key", stranger.public_path, "--json")
+    assert done.returncode == 1
+    result = json.loads(done.stdout)
+    assert result["signers"] == [] and result["manifest"] is None
+    assert result["reasons"][0].startswith("no signature by a trusted key")
 
 
 def test_verify_human_output_lists_reasons(tmp_path: Path, adapter: Path, publisher_key: KeyFiles) -> None:

@@ -130,6 +130,17 @@ def test_lorareg_verify_reports_missing_lorareg_manifest_on_model_signing_signat
     ]
 
 
+def test_model_signing_signature_refused_for_no_manifest_still_names_its_signer(
+    model_signing_signed: tuple[Path, Path], publisher_key: KeyFiles
+) -> None:
+    adapter, _ = model_signing_signed
+    done = lorareg("verify", adapter, "--key", publisher_key.public_path, "--json")
+    assert done.returncode == 1, done.stderr
+    result = json.loads(done.stdout)
+    assert [s["keyid"] for s in result["signers"]] == [publisher_key.key_id]
+    assert result["manifest"] is None  # there is none to show: the file is signed, the provenance absent
+
+
 def test_lorareg_checks_integrity_of_model_signing_signature(
     tmp_path: Path, model_signing_signed: tuple[Path, Path], publisher_key: KeyFiles
 ) -> None:

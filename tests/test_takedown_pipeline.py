@@ -48,14 +48,15 @@ def test_takedown_cli_request_status_list_decide_then_pull_verify_is_refused(
 
     filed = _run(
         "takedown", "request", "acme/ink@1.0.0", "--reason", "style", "--claimant", "A. Painter",
-        "--contact", "painter@example.org", "--details", "Trained on my portfolio.", "--json", env=env,
+        "--contact", "painter@example.org", "--details", "Trained on my portfolio.", "--good-faith", "--json",
+        env=env,
     )  # fmt: skip
     assert filed.returncode == 0, filed.stderr
     tracking = json.loads(filed.stdout)["id"]
     assert list(json.loads(filed.stdout)) == ["id"]
     plain = _run(
         "takedown", "request", "acme/ink@1.0.0", "--reason", "other", "--claimant", "B",
-        "--contact", "b@example.org", "--details", "x", env=env,
+        "--contact", "b@example.org", "--details", "x", "--good-faith", env=env,
     )  # fmt: skip
     assert plain.stdout.strip().startswith("td_")
 

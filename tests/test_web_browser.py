@@ -146,7 +146,12 @@ def test_screenshots(demo_site: tuple[LiveServer, DemoSeed], browser: Any, reque
         )
         for ref, reason, claimant in claims:
             client.file_takedown(
-                ref, reason=reason, claimant=claimant, contact="claims@example.org", details="No permission."
+                ref,
+                reason=reason,
+                claimant=claimant,
+                contact="claims@example.org",
+                details="No permission.",
+                good_faith=True,
             )
     page = browser.new_page(viewport=VIEWPORT, device_scale_factor=1)
     page.goto(server.url + "/", wait_until="networkidle")

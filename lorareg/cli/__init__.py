@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from typing import cast
 
 import typer
 
@@ -39,6 +40,16 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+USAGE_EXIT_CODE = 2  # DESIGN.md: bad input or usage
+ABORT_EXIT_CODE = 1  # click's own code for an aborted prompt
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as shells report it
+
+_NO_ARGS_IS_HELP = "NoArgsIsHelpError"  # matched by name, as typer does: its module path is private
+# click's ClickException, the base of every usage error: typer.TyperException where typer vendors click
+# (0.2x), click's own class before; found through the public typer.BadParameter either way.
+_CLICK_ERROR = cast(
+    "type[Exception]", next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+)
 _debug = False
 
 
@@ -74,14 +85,39 @@ for _module in (
 
 
 def main() -> None:
-    """Run the CLI; turn lorareg errors into one line on stderr and the documented exit code."""
+    """Run the CLI; turn every error into one line on stderr and the documented exit code.
+
+    click runs with ``standalone_mode=False`` so that its usage errors (unknown option, missing argument,
+    bad value) reach this function instead of being drawn as a multi-line box: they become one
+    ``error:`` line with a ``Try '… --help'`` hint and exit 2, like any other bad input. ``--help``,
+    ``--version`` and a bare ``lorareg`` (which prints the help) behave exactly as click makes them.
+    """
     try:
-        app(standalone_mode=True)
+        code = app(standalone_mode=False)
     except LoraregError as e:
         if _debug:
             traceback.print_exc()
         error_line(str(e))
         sys.exit(e.exit_code)
+    except _CLICK_ERROR as e:  # UsageError, BadParameter, NoSuchOption, MissingParameter, …
+        if type(e).__name__ != _NO_ARGS_IS_HELP:  # that one's help text is already printed
+            error_line(_usage_message(e))
+        sys.exit(USAGE_EXIT_CODE)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        error_line("aborted")
+        sys.exit(ABORT_EXIT_CODE)
     except KeyboardInterrupt:
         error_line("interrupted")
-        sys.exit(130)
+        sys.exit(INTERRUPTED_EXIT_CODE)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _usage_message(error: Exception) -> str:
+    """click's message on one line, with the help hint of the command it came from."""
+    message = " ".join(getattr(error, "format_message", error.__str__)().split()).rstrip(".")
+    ctx = getattr(error, "ctx", None)
+    if ctx is None:
+        return message
+    return f"{message}. Try '{ctx.command_path} --help'"

@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 import sys
 import unicodedata
+from collections.abc import Mapping
 from typing import Any
+
+NO_HASH_TEXT = "n/a (file under 2 MiB)"  # the one hash that can be absent: AutoV1 (lorareg.hashing)
 
 
 def print_json(data: Any) -> None:
@@ -31,6 +34,11 @@ def safe_text(text: object, *, limit: int | None = None) -> str:
     if limit is not None and len(result) > limit:
         result = result[: limit - 1] + "…"
     return result
+
+
+def hash_rows(hashes: Mapping[str, str | None]) -> list[tuple[str, str]]:
+    """``(name, value)`` rows of a file's hashes as ``inspect`` and ``show`` print them alike."""
+    return [(name, safe_text(value) if value else NO_HASH_TEXT) for name, value in hashes.items()]
 
 
 def error_line(message: str) -> None:

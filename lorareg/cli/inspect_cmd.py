@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from lorareg.cli._output import print_json, safe_text
+from lorareg.cli._output import hash_rows, print_json, safe_text
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -97,7 +97,7 @@ def _print_inspection(result: Inspection) -> None:
     if len(f.targets) > SHOWN_TARGETS:
         rows.append(("", f"… {len(f.targets) - SHOWN_TARGETS} more (--json lists all)"))
     if result.hashes is not None:
-        rows += [(name, value or "n/a (file under 2 MiB)") for name, value in result.hashes.to_dict().items()]
+        rows += hash_rows(result.hashes.to_dict())
     rows += [("flagged claim", c.message) for c in result.claims]
     rows += [("note", n) for n in f.notes]
     for key, value in result.header.metadata.items():

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from lorareg.cli._output import print_json, safe_text
+from lorareg.cli._files import read_input_file, require_file
+from lorareg.cli._output import hash_rows, print_json, safe_text
 
 if TYPE_CHECKING:
     from lorareg.client import Progress
@@ -37,24 +38,25 @@ def register(app: typer.Typer) -> None:
 
 
 def publish(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="The .safetensors adapter."),
-    manifest: Path = typer.Option(
-        ..., "--manifest", exists=True, dir_okay=False, help="manifest.toml draft."
-    ),
-    key: Path = typer.Option(..., "--key", exists=True, dir_okay=False, help="Publisher private key (PEM)."),
+    file: Path = typer.Argument(..., help="The .safetensors adapter."),
+    manifest: Path = typer.Option(..., "--manifest", help="manifest.toml draft."),
+    key: Path = typer.Option(..., "--key", help="Publisher private key (PEM)."),
     preview: list[Path] = typer.Option(  # noqa: B006 - typer reads the default, never mutates it
-        [], "--preview", exists=True, dir_okay=False, help="Preview image (PNG/JPEG/WebP); repeatable."
+        [], "--preview", help="Preview image (PNG/JPEG/WebP); repeatable."
     ),
     registry: str = _REGISTRY,
     token: str | None = _TOKEN,
 ) -> None:
     """Sign FILE with its manifest and upload it (and any previews); print name@version and the sha256."""
+    from lorareg.cli.signing_cmd import load_signing_key
     from lorareg.client import Client
     from lorareg.manifest_complete import ManifestDraft
     from lorareg.signing.sign import sign_file
 
-    draft = ManifestDraft.from_toml(manifest.read_bytes())
-    bundle = sign_file(file, draft, _load_key(key))
+    for image in preview:  # before anything is uploaded: a typo must not leave a version without previews
+        require_file(image, "preview")
+    draft = ManifestDraft.from_toml(read_input_file(manifest, "manifest"))
+    bundle = sign_file(file, draft, load_signing_key(key))
     with Client(registry, token) as client, _progress("uploading") as progress:
         version = client.publish(file, bundle, progress=progress)
         for image in preview:
@@ -69,15 +71,21 @@ def pull(
         True, "--verify/--no-verify", help="Verify signature, trust, revocation, policy."
     ),
     out: Path | None = typer.Option(
-        None, "--out", file_okay=False, help="Also copy the file into this directory."
+        None,
+        "--out",
+        help="Also copy the file into this directory (required with --no-verify: the only place it goes).",
     ),
     trust: Path | None = typer.Option(
-        None, "--trust", dir_okay=False, help="Trust file (default ~/.config/lorareg/trust.toml)."
+        None, "--trust", help="Trust file (default ~/.config/lorareg/trust.toml)."
     ),
     registry: str = _REGISTRY,
     token: str | None = _TOKEN,
 ) -> None:
-    """Download REF into the local cache, verify it, and print the local path."""
+    """Download REF into the local cache, verify it, and print the local path.
+
+    With --no-verify nothing enters the cache (it holds verified files only): the file and its signature
+    file are written to --out, which is then required, and the path printed is that copy.
+    """
     from lorareg.client import Client
 
     store, policy = _load_trust(trust) if verify else (None, None)
@@ -128,8 +136,8 @@ def show(
         print_json(detail)
         return
     typer.echo(_summary_line(detail))
-    for name, value in detail["hashes"].items():
-        typer.echo(f"  {name:7} {safe_text(value)}")
+    for name, value in hash_rows(detail["hashes"]):
+        typer.echo(f"  {name:7} {value}")
     if detail.get("revocation_reason"):
         typer.echo(f"  revoked: {safe_text(detail['revocation_reason'])}")
     typer.echo(f"  signers: {', '.join(safe_text(s)[:16] for s in detail['signers'])}")
@@ -168,16 +176,6 @@ def _summary_line(item: dict[str, Any]) -> str:
         f"{item.get('description') or ''}",
         limit=160,
     )
-
-
-def _load_key(path: Path) -> Any:
-    from lorareg.signing.keys import is_encrypted_pem, load_private_key, read_key_file
-
-    pem = read_key_file(path)
-    password = None
-    if is_encrypted_pem(pem):
-        password = typer.prompt(f"passphrase for {path}", hide_input=True, err=True).encode()
-    return load_private_key(pem, password=password)
 
 
 def _load_trust(path: Path | None) -> tuple[Any, Any]:

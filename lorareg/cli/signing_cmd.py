@@ -13,10 +13,11 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
+from lorareg.cli._files import read_input_file
 from lorareg.cli._output import print_json, safe_text
 from lorareg.errors import InputError, VerificationError
 
@@ -75,8 +76,8 @@ def sign(
     from lorareg.manifest_complete import ManifestDraft
     from lorareg.signing.sign import sign_file
 
-    private_key = _load_signing_key(key)
-    draft = ManifestDraft.from_toml(_read_text(manifest, "manifest"))
+    private_key = load_signing_key(key)
+    draft = ManifestDraft.from_toml(read_input_file(manifest, "manifest"))
     bundle = sign_file(file, draft, private_key)
     target = out or file.with_name(file.name + SIGNATURE_SUFFIX)
     _write_atomically(target, bundle)
@@ -123,9 +124,14 @@ def verify(
             file, bundle_path, trust=store, policy=policy, expect_family=family, revoked=revoked
         )
     except VerificationError as e:
-        reasons += e.reasons
-    if reasons:
-        _print_refusal(file, reasons, checked, as_json=as_json)
+        refused = VerificationError([*reasons, *e.reasons], signers=e.signers, manifest=e.manifest)
+        _print_refusal(file, refused, checked, as_json=as_json)
+        raise typer.Exit(1) from None
+    if reasons:  # the file verified, but the revocation list could not be trusted
+        manifest = result.manifest.to_dict() if result.manifest is not None else None
+        signers = [s.to_json() for s in result.signers]
+        refused = VerificationError(reasons, signers=signers, manifest=manifest)
+        _print_refusal(file, refused, checked, as_json=as_json)
         raise typer.Exit(1)
     _print_verified(file, result, checked, as_json=as_json)
 
@@ -155,13 +161,14 @@ def _print_verified(
     file: Path, result: VerifiedManifest, checked: CheckedRevocations | None, *, as_json: bool
 ) -> None:
     manifest = result.manifest.to_dict() if result.manifest is not None else None
+    signers = [s.to_json() for s in result.signers]
     notes = [*result.notes, *([checked.note] if checked is not None and checked.note else [])]
     if as_json:
         print_json(
             {
                 "verified": True,
                 "reasons": [],
-                "signers": [s.to_json() for s in result.signers],
+                "signers": signers,
                 "manifest": manifest,
                 "notes": notes,
                 "revocations": checked.to_json() if checked is not None else None,
@@ -170,13 +177,7 @@ def _print_verified(
         return
     title = f"{manifest['name']}@{manifest['version']}" if manifest else result.subject_name
     typer.echo(f"verified: {safe_text(file)} ({safe_text(title)})")
-    for signer in result.signers:
-        typer.echo(f"  signed by {signer.role} {safe_text(signer.label)} ({signer.keyid[:16]}…)")
-    if manifest is not None:
-        lic, consent = manifest["license"], manifest["consent"]
-        commercial = "commercial use allowed" if lic["commercial_use"] else "no commercial use"
-        typer.echo(f"  licence: {safe_text(lic['id'])} ({commercial})")
-        typer.echo(f"  consent: {safe_text(consent['subject'])}, {safe_text(consent['status'])}")
+    _print_signed_facts(signers, manifest)
     if checked is not None and checked.revocations is not None:
         rl = checked.to_json()
         typer.echo(
@@ -187,26 +188,42 @@ def _print_verified(
 
 
 def _print_refusal(
-    file: Path, reasons: list[str], checked: CheckedRevocations | None, *, as_json: bool
+    file: Path, refused: VerificationError, checked: CheckedRevocations | None, *, as_json: bool
 ) -> None:
+    """Every reason, and who signed what when the signature itself verified (issue 3, item 6)."""
     if as_json:
-        revocations = checked.to_json() if checked is not None else None
         print_json(
             {
                 "verified": False,
-                "reasons": reasons,
-                "signers": [],
-                "manifest": None,
-                "revocations": revocations,
+                "reasons": refused.reasons,
+                "signers": refused.signers,
+                "manifest": refused.manifest,
+                "revocations": checked.to_json() if checked is not None else None,
             }
         )
         return
-    typer.echo(f"refused: {safe_text(file)}")
-    for reason in reasons:
+    manifest = refused.manifest
+    title = f" ({safe_text(manifest['name'])}@{safe_text(manifest['version'])})" if manifest else ""
+    typer.echo(f"refused: {safe_text(file)}{title}")
+    _print_signed_facts(refused.signers, manifest)
+    for reason in refused.reasons:
         typer.echo(f"  - {safe_text(reason)}")
 
 
-def _load_signing_key(path: Path) -> PrivateKey:
+def _print_signed_facts(signers: list[dict[str, str]], manifest: dict[str, Any] | None) -> None:
+    """The signers, licence and consent lines shared by the verified and the refused output."""
+    for signer in signers:
+        typer.echo(f"  signed by {signer['role']} {safe_text(signer['label'])} ({signer['keyid'][:16]}…)")
+    if manifest is None:
+        return
+    lic, consent = manifest["license"], manifest["consent"]
+    commercial = "commercial use allowed" if lic["commercial_use"] else "no commercial use"
+    typer.echo(f"  licence: {safe_text(lic['id'])} ({commercial})")
+    typer.echo(f"  consent: {safe_text(consent['subject'])}, {safe_text(consent['status'])}")
+
+
+def load_signing_key(path: Path) -> PrivateKey:
+    """A private key for signing: passphrase from the environment, or a prompt only on a terminal."""
     from lorareg.signing.keys import is_encrypted_pem, load_private_key, permission_warning, read_key_file
 
     pem = read_key_file(path)
@@ -244,17 +261,6 @@ def _new_password() -> bytes:
     if getpass.getpass("Repeat passphrase: ") != first:
         raise InputError("the two passphrases differ")
     return first.encode("utf-8")
-
-
-def _read_text(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError as e:
-        from lorareg.errors import NotFoundError
-
-        raise NotFoundError(f"{what} file {path} does not exist") from e
-    except OSError as e:
-        raise InputError(f"cannot read {what} file {path}: {e.strerror}") from e
 
 
 def _write_atomically(target: Path, data: bytes) -> None:

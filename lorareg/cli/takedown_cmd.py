@@ -3,7 +3,8 @@
 The forms scripts rely on (docs/web.md)::
 
     lorareg takedown request REF --reason likeness|character|style|license|other \\
-        --claimant NAME --contact EMAIL --details TEXT [--json]      # prints the tracking id / {"id": …}
+        --claimant NAME --contact EMAIL --details TEXT --good-faith [--json]
+                                                                     # prints the tracking id / {"id": …}
     lorareg takedown status ID [--json]
     lorareg takedown list [--status pending] [--json]                # reviewer token
     lorareg takedown decide ID --uphold|--reject|--more-info --reason TEXT [--all-versions]
@@ -27,6 +28,10 @@ DEFAULT_REGISTRY = "http://127.0.0.1:8000"
 _REGISTRY = typer.Option(DEFAULT_REGISTRY, "--registry", envvar="LORAREG_REGISTRY", help="Registry URL.")
 _TOKEN = typer.Option(None, "--token", envvar="LORAREG_TOKEN", help="API token (lrg_…).", show_default=False)
 _JSON = typer.Option(False, "--json", help="Print JSON.")
+GOOD_FAITH_STATEMENT = (
+    "the information in this request is accurate, and I am the person concerned or am authorised to act "
+    "for them"
+)
 
 
 class Reason(StrEnum):
@@ -59,16 +64,23 @@ def request(
     contact: str = typer.Option(..., "--contact", help="E-mail address for the reviewers' questions."),
     details: str = typer.Option(..., "--details", help="What is infringed, and the evidence."),
     good_faith: bool = typer.Option(
-        True,
-        "--good-faith/--no-good-faith",
-        help="Affirm: the information is accurate and you are the person concerned or act for them.",
+        False,
+        "--good-faith",
+        help="Required: affirm that the information is accurate and that you are the person concerned "
+        "or act for them.",
     ),
     as_json: bool = _JSON,
     registry: str = _REGISTRY,
     token: str | None = _TOKEN,
 ) -> None:
-    """File a takedown request against REF; print its tracking id."""
+    """File a takedown request against REF; print its tracking id (needs --good-faith)."""
     from lorareg.client import Client
+
+    if not good_faith:
+        raise InputError(
+            f"a takedown request needs the good-faith statement; re-run with --good-faith to affirm: "
+            f"{GOOD_FAITH_STATEMENT}"
+        )
 
     with Client(registry, token) as client:
         answer = client.file_takedown(

@@ -115,7 +115,7 @@ def policy(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     trust: Path | None = typer.Option(None, "--trust", help=_TRUST_HELP),
 ) -> None:
-    """Show the policy of the trust file (edit the file's [policy] table to change it)."""
+    """Show the policy of the trust file (edit the file's \\[policy] table to change it)."""
     from lorareg.signing.policy import DEFAULT_MAX_ADAPTERS, DEFAULT_MAX_WEIGHT
 
     path, store = _load(trust)

@@ -1,8 +1,10 @@
 """JSON API routes under ``/api/v1`` (and ``/healthz``): thin wrappers over :class:`Registry`.
 
 Each route parses its inputs, calls one service method and returns the record's ``to_json()``; the only
-things added here are URLs (``blob_url``, ``signature_url``) and HTTP framing. Errors are raised by the
-service as ``LoraregError`` and turned into ``{"error": {"code", "message"}}`` by ``server/errors.py``.
+things added here are URLs (``blob_url``, ``signature_url``), HTTP framing, and the check of enum filters
+(``family``, ``consent_subject``, ``consent_status``: 400 naming the allowed values, like ``sort``, rather
+than an empty page that looks like "no such adapters"). Errors are raised by the service as
+``LoraregError`` and turned into ``{"error": {"code", "message"}}`` by ``server/errors.py``.
 Blob transfer lives in ``server/blobs.py``; the web UI, when present, in ``server/web.py``.
 """
 
@@ -14,6 +16,9 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from lorareg.errors import InputError
+from lorareg.facts.model import FAMILIES
+from lorareg.manifest_model import CONSENT_STATUSES, CONSENT_SUBJECTS
 from lorareg.registry.records import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, SearchQuery, VersionRecord
 from lorareg.server import blobs
 from lorareg.server.deps import PrincipalDep, RegistryDep, SettingsDep
@@ -52,11 +57,11 @@ def search(
 ) -> dict[str, Any]:
     query = SearchQuery(
         text=q or None,
-        family=family,
+        family=_one_of(family, FAMILIES, "family"),
         license=license,
         commercial_use=commercial_use,
-        consent_subject=consent_subject,
-        consent_status=consent_status,
+        consent_subject=_one_of(consent_subject, CONSENT_SUBJECTS, "consent_subject"),
+        consent_status=_one_of(consent_status, CONSENT_STATUSES, "consent_status"),
         creator=creator,
         sort=sort,
         cursor=cursor,
@@ -176,6 +181,13 @@ def version_json(record: VersionRecord, request: Request, public_url: str | None
         "blob_url": f"{base}/api/v1/blobs/sha256/{record.sha256}",
         "signature_url": f"{base}/api/v1/adapters/{record.name}/versions/{record.version}/signature",
     }
+
+
+def _one_of(value: str | None, allowed: tuple[str, ...], name: str) -> str | None:
+    """A filter value checked against its enum: an unknown one is a typo to report (400), not "no hits"."""
+    if not value or value in allowed:
+        return value or None  # blank means "any", as ``q`` does
+    raise InputError(f"{name} {value[:80]!r} is not one of: {', '.join(allowed)}")
 
 
 v1.include_router(blobs.router)

@@ -21,6 +21,10 @@ checks stop early only where going on would mean trusting unchecked data:
 8. none of the file's digests is revoked;
 9. the family the caller expects;
 10. the studio's policy (``Policy.check``), and whether a lorareg manifest is required at all.
+
+A refusal after step 5 carries the accepted signers and the parsed manifest on the ``VerificationError``
+(``.signers``, ``.manifest``): the signature is genuine, so saying who signed what is safe and helps the
+reader see *why* (a file that differs from what acme signed, a licence the policy does not allow).
 """
 
 from __future__ import annotations
@@ -158,7 +162,7 @@ def verify_bundle(
     elif statement.manifest is None and policy.require_lorareg_manifest:
         reasons.append(NO_MANIFEST_REASON)
     if reasons:
-        raise VerificationError(reasons)
+        raise VerificationError(reasons, signers=[s.to_json() for s in signers], manifest=manifest_dict)
     notes = [] if statement.manifest is not None else [NO_MANIFEST_REASON]
     return VerifiedManifest(manifest, signers, statement.subject_name, statement.resource_digest, notes)
 
