@@ -2,12 +2,12 @@
 
 Each crash point (``lorareg/registry/faults.py``) is hit by a real SIGKILL, on SQLite + files and on
 PostgreSQL + S3. After the restart (whose start-up garbage collection runs with no grace period) nothing
-may reference a missing blob, no object under a content address may hold other bytes than its digest says,
-no temporary upload may be left, and publishing the same adapter again must succeed.
+may reference a missing blob, no object under a content address may hold other bytes than its digest says
+or lack a row, no temporary upload may be left, and publishing the same adapter again must succeed.
 
 Crash matrix (what the crash leaves → what the restart does):
   mid-upload          temp file / multipart upload       → collected at start-up
-  after-blob-commit   blob object without its row        → harmless; the retried upload writes the row
+  after-blob-commit   blob object without its row        → orphan object collected; retry re-uploads
   during-countersign  blob + row, no version             → unpublished blob collected; retry re-uploads
   before-rows-commit  uncommitted version rows           → rolled back by the database; retry publishes
 """
@@ -45,11 +45,15 @@ def test_publish_survives_kill_9_and_can_be_retried(
     assert doomed.wait() == -signal.SIGKILL, doomed.log()
     if point == "mid-upload":
         assert deployment.temporary_uploads(), "the crash left no temporary upload: the test proves nothing"
+    if point == "after-blob-commit":
+        assert built.sha256 in deployment.blob_objects(), "the crash left no object: the test proves nothing"
+        assert built.sha256 not in _blob_rows(deployment)
 
     restarted = serve_process(deployment, env={"LORAREG_GC_GRACE_S": "0"})
     assert deployment.temporary_uploads() == []
     assert deployment.partial_blobs() == []
     _assert_no_row_references_a_missing_blob(deployment)
+    assert set(deployment.blob_objects()) <= _blob_rows(deployment), "an object without a row survived gc"
 
     assert _publish(restarted.url, publisher.secret, built) == 201
     pulled = httpx.get(f"{restarted.url}/api/v1/blobs/sha256/{built.sha256}", timeout=HTTP_TIMEOUT_S)
@@ -67,6 +71,15 @@ def _publish(url: str, token: str, built: BuiltAdapter) -> int:
         published = http.post("/api/v1/adapters/acme/crash/versions", content=built.bundle)
         assert published.status_code in (201, 409), published.text
         return published.status_code
+
+
+def _blob_rows(deployment: Deployment) -> set[str]:
+    registry = deployment.registry()
+    try:
+        with registry.db.read() as session:
+            return set(session.exec(select(Blob.sha256)).all())
+    finally:
+        registry.db.engine.dispose()
 
 
 def _assert_no_row_references_a_missing_blob(deployment: Deployment) -> None:

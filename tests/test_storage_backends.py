@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from lorareg.errors import InputError, NotFoundError, StorageError, UnprocessableError
+from lorareg.registry import s3
 from lorareg.registry.s3 import MIN_PART_BYTES, S3Store, open_s3_store
 from lorareg.registry.storage import BlobStore, FilesystemStore, open_store
 from tests.fixtures.services import S3Bucket
@@ -59,6 +61,17 @@ def _put(store: BlobStore, data: bytes) -> str:
 
 def _read(chunks: Iterator[bytes]) -> bytes:
     return b"".join(chunks)
+
+
+def _plant(store: BlobStore, tail: str, data: bytes = b"not a blob") -> None:
+    """Write ``data`` at ``blobs/sha256/<tail>`` behind the store's back (a stray file, a foreign tool)."""
+    if isinstance(store, FilesystemStore):
+        path = store.root / "blobs" / "sha256" / tail
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return
+    assert isinstance(store, S3Store)
+    store.client.put_object(Bucket=store.bucket, Key=f"{store.prefix}blobs/sha256/{tail}", Body=data)
 
 
 @pytest.mark.parametrize("data", [b"", SMALL, LARGE], ids=["empty", "small", "multipart-sized"])
@@ -169,6 +182,49 @@ def test_garbage_collection_removes_only_stale_uploads(store: BlobStore) -> None
     assert store.exists(kept)
 
 
+def test_iter_blobs_lists_committed_blobs_older_than_the_grace_only(store: BlobStore) -> None:
+    small, large = _put(store, SMALL), _put(store, LARGE)
+    in_flight = store.begin()  # never listed: not under a content address yet
+    in_flight.write(LARGE[: MIN_PART_BYTES + 1])
+    assert list(store.iter_blobs(older_than_s=3600)) == []  # too young: its row may be about to commit
+    assert sorted(store.iter_blobs(older_than_s=0)) == sorted([small, large])
+    in_flight.abort()
+
+
+def test_deleting_while_iterating_misses_no_blob(store: BlobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(s3, "LIST_PAGE_KEYS", 2)  # several pages from a few blobs
+    stored = {_put(store, SMALL + bytes([i])) for i in range(7)}
+    seen = []
+    for digest in store.iter_blobs(older_than_s=0):
+        store.delete(digest)
+        seen.append(digest)
+    assert sorted(seen) == sorted(stored)
+    assert list(store.iter_blobs(older_than_s=0)) == []
+
+
+_PLANTED = _digest(b"planted")
+_OTHER_SHARD = "00" if _PLANTED[:2] != "00" else "11"
+NOT_BLOB_NAMES = [
+    pytest.param(f"{_PLANTED[:2]}/notes.txt", id="stray-file-in-shard"),
+    pytest.param(f"{_OTHER_SHARD}/{_PLANTED}", id="digest-in-wrong-shard"),
+    pytest.param(f"{_PLANTED[:2].upper()}/{_PLANTED.upper()}", id="upper-case-hex"),
+    pytest.param(f"{_PLANTED[:2]}/{_PLANTED}.part", id="temp-suffix"),
+    pytest.param(f"{_PLANTED[:2]}/{_PLANTED} ", id="trailing-space"),
+    pytest.param(f"{_PLANTED[:2]}/{_PLANTED[:63]}", id="too-short"),
+    pytest.param(_PLANTED, id="outside-any-shard"),
+    pytest.param(f"{_PLANTED[:2]}/{_PLANTED}/{_PLANTED}", id="nested-below-a-digest"),
+    pytest.param(f"{_PLANTED[:3]}/{_PLANTED}", id="three-char-shard"),
+]
+
+
+@pytest.mark.parametrize("tail", NOT_BLOB_NAMES)
+def test_iter_blobs_never_yields_a_name_that_is_not_a_blob(store: BlobStore, tail: str) -> None:
+    """The caller deletes what it is given: anything but ``ab/<ab…>`` must not come out."""
+    kept = _put(store, SMALL)
+    _plant(store, tail)
+    assert list(store.iter_blobs(older_than_s=0)) == [kept]
+
+
 HOSTILE_DIGESTS = [
     pytest.param("../../../../etc/passwd", id="dot-dot-traversal"),
     pytest.param("ab/../../" + "0" * 55, id="traversal-inside-64-chars"),
@@ -178,6 +234,7 @@ HOSTILE_DIGESTS = [
     pytest.param("a" * 65, id="too-long"),
     pytest.param("a" * 63 + "\x00", id="nul-byte"),
     pytest.param("a" * 63 + "\n", id="trailing-newline"),
+    pytest.param("a" * 64 + "\n", id="trailing-newline-after-64"),
     pytest.param("g" * 64, id="not-hex"),
     pytest.param("", id="empty"),
 ]
@@ -247,6 +304,40 @@ def test_s3_upload_memory_stays_below_one_part(s3_store: S3Store) -> None:
         high_water = max(high_water, pending.buffered_bytes)
     pending.abort()
     assert high_water < MIN_PART_BYTES
+
+
+def test_s3_iter_blobs_never_lists_a_sibling_prefix(s3_store: S3Store) -> None:
+    sibling = S3Store(
+        bucket=s3_store.bucket, prefix="p-other", endpoint_url=s3_store.client.meta.endpoint_url
+    )
+    theirs, ours = _put(sibling, SMALL), _put(s3_store, LARGE[:100])
+    assert list(s3_store.iter_blobs(older_than_s=0)) == [ours]
+    assert list(sibling.iter_blobs(older_than_s=0)) == [theirs]
+
+
+def test_s3_listing_failure_is_a_one_line_storage_error(s3_bucket: S3Bucket) -> None:
+    store = S3Store(bucket="lorareg-no-such-bucket", endpoint_url=s3_bucket.endpoint_url)
+    with pytest.raises(
+        StorageError, match=r"S3 ListObjectsV2 of s3://lorareg-no-such-bucket/.* NoSuchBucket"
+    ):
+        list(store.iter_blobs(older_than_s=0))
+
+
+def test_filesystem_iter_blobs_skips_a_digest_with_a_trailing_newline(tmp_path: Path) -> None:
+    """``$`` matches before a final newline; the name must be exactly 64 hex (S3 servers refuse such keys)."""
+    store = FilesystemStore(tmp_path / "store")
+    _plant(store, f"{_PLANTED[:2]}/{_PLANTED}\n")
+    assert list(store.iter_blobs(older_than_s=0)) == []
+
+
+def test_filesystem_blob_age_counts_from_its_latest_commit(tmp_path: Path) -> None:
+    store = FilesystemStore(tmp_path / "store")
+    digest = _put(store, SMALL)
+    old = time.time() - 7200
+    os.utime(store.path_of(digest), (old, old))
+    assert list(store.iter_blobs(older_than_s=3600)) == [digest]  # an orphan of a crash two hours ago
+    _put(store, SMALL)  # uploaded again: the registry is about to write its row
+    assert list(store.iter_blobs(older_than_s=3600)) == []
 
 
 def test_s3_gc_deletes_a_temp_object_left_by_a_crash_after_complete(s3_store: S3Store) -> None:

@@ -20,6 +20,8 @@ How nothing partial ever appears under a content address:
 * Commit is idempotent: if the address exists already (same digest, same bytes) the upload is dropped.
 * ``collect_garbage`` aborts multipart uploads and deletes temporary objects older than a threshold: what a
   crash between "complete" and "delete" or a vanished client leaves behind.
+* ``iter_blobs`` lists the content addresses (``ListObjectsV2``, paginated) whose ``LastModified`` is older
+  than a threshold, so the registry can collect an object whose database row never committed.
 
 Credentials come from the standard AWS chain (environment, shared files, instance or web-identity roles);
 the endpoint is an argument (``LORAREG_S3_ENDPOINT``, read by ``server/config.py``), else boto3's own
@@ -52,6 +54,7 @@ MAX_PARTS = 10_000  # S3's limit on parts per multipart upload
 MAX_COPY_OBJECT_BYTES = 5 * GIB  # S3's limit for a single CopyObject; larger objects need a multipart copy
 COPY_PART_BYTES = 512 * MIB  # range per UploadPartCopy in a multipart copy
 READ_CHUNK_BYTES = 1 * MIB  # open_range yields chunks of at most this size
+LIST_PAGE_KEYS = 1000  # keys per ListObjectsV2 request in iter_blobs (S3's maximum; tests lower it)
 _BUCKET_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789.-")
 _MAX_BUCKET_NAME = 63
 _MIN_BUCKET_NAME = 3
@@ -155,6 +158,24 @@ class S3Store:
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
         return self._abort_stale_uploads(cutoff) + self._delete_stale_temp_objects(cutoff)
 
+    def iter_blobs(self, older_than_s: float) -> Iterator[str]:
+        """Digests of objects under ``<prefix>/blobs/sha256/`` last written over ``older_than_s`` seconds ago.
+
+        Pages are fetched as the caller iterates (``LIST_PAGE_KEYS`` each); a page continues after the last
+        key of the one before, so deleting what was yielded neither skips nor repeats a blob.
+        A key that is not exactly ``ab/<ab…64 hex>`` is skipped, never yielded. Timestamps are the
+        server's, as in :meth:`collect_garbage`.
+
+        Raises:
+            StorageError: listing the bucket failed.
+        """
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+        prefix = f"{self.prefix}blobs/sha256/"
+        for obj in self._list_objects(prefix, page_keys=LIST_PAGE_KEYS):
+            sha256 = _blob_digest(obj["Key"][len(prefix) :])
+            if sha256 is not None and obj["LastModified"] < cutoff:
+                yield sha256
+
     # --- used by _S3PendingBlob ---
 
     def _put(self, key: str, body: bytes) -> None:
@@ -236,6 +257,18 @@ class S3Store:
         if start == size:
             return iter(())
         raise InputError(f"bad range {start}-{end} for a blob of {size} bytes")
+
+    def _list_objects(self, prefix: str, *, page_keys: int) -> Iterator[dict[str, Any]]:
+        """Every object under ``prefix``, one page per request; errors become ``StorageError``."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        config = {"PageSize": page_keys}
+        pages = iter(paginator.paginate(Bucket=self.bucket, Prefix=prefix, PaginationConfig=config))
+        while True:
+            with self._call("ListObjectsV2", prefix):
+                page = next(pages, None)
+            if page is None:
+                return
+            yield from page.get("Contents", [])
 
     def _abort_stale_uploads(self, cutoff: datetime) -> int:
         aborted = 0
@@ -440,6 +473,16 @@ def _started(key: str, server_time: datetime) -> datetime:
     if not millis.isdigit():
         return server_time
     return max(server_time, datetime.fromtimestamp(int(millis) / 1000, UTC))
+
+
+def _blob_digest(rest: str) -> str | None:
+    """The digest in a key's ``ab/<hex>`` tail, or None if the tail is anything else."""
+    shard, _, name = rest.partition("/")
+    try:
+        check_sha256(name)
+    except InputError:
+        return None
+    return name if shard == name[:2] else None
 
 
 def _is_boto_error(e: BaseException) -> bool:

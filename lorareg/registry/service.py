@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, delete, select
+from sqlmodel import Session, col, select
 
 from lorareg.errors import GoneError, NotFoundError, PayloadTooLargeError, StorageError, UnprocessableError
 from lorareg.manifest_ids import check_name
-from lorareg.registry import accounts, catalog, logstore, publishing, revoking, versions
+from lorareg.registry import accounts, catalog, collecting, logstore, publishing, revoking, versions
 from lorareg.registry.auth import Principal
-from lorareg.registry.db import Blob, Database, Version, open_database, utcnow
+from lorareg.registry.db import Blob, Database, open_database, utcnow
 from lorareg.registry.faults import MID_UPLOAD_BYTES, crash_point
 from lorareg.registry.records import (
     AdapterRecord,
@@ -77,7 +77,6 @@ REVOCATION_VALIDITY_S = 24 * 3600  # a revocation list is valid for 24 h after i
 REVOCATION_RESIGN_BEFORE_S = 3600  # re-sign when less than 1 h of validity is left
 WRITE_RETRIES = 5  # attempts of one write transaction when replicas race for the next log index
 GC_GRACE_S = 24 * 3600  # leftovers younger than a day may be another replica's upload in progress
-GC_BATCH = 1000  # unpublished blobs examined per collect_garbage call
 DATABASE_FILE = "lorareg.db"
 KEY_FILE = "registry.key"
 KEY_FILE_MODE = 0o600  # the registry signing key is readable by its owner only
@@ -90,9 +89,16 @@ class GarbageReport:
 
     temporary_uploads: int  # temp files / multipart uploads / temp objects of crashed or abandoned uploads
     unpublished_blobs: int  # blobs uploaded before the grace period that no version references
+    orphan_objects: int  # objects under a content address with no blobs/preview row (crash before the row)
+    orphan_objects_spared: int  # orphans left alone: too many to be crash leftovers (wrong database?)
 
     def to_json(self) -> dict[str, int]:
-        return {"temporary_uploads": self.temporary_uploads, "unpublished_blobs": self.unpublished_blobs}
+        return {
+            "temporary_uploads": self.temporary_uploads,
+            "unpublished_blobs": self.unpublished_blobs,
+            "orphan_objects": self.orphan_objects,
+            "orphan_objects_spared": self.orphan_objects_spared,
+        }
 
 
 class Registry:
@@ -399,51 +405,24 @@ class Registry:
     def collect_garbage(self, *, older_than_s: float = GC_GRACE_S) -> GarbageReport:
         """Remove what crashed or abandoned uploads left behind, if older than ``older_than_s`` seconds.
 
-        Two kinds: the store's temporary uploads (temp files, multipart uploads), and blobs uploaded (step 1)
-        but never published (step 2) — e.g. the loser of a 409, or a client that gave up. ``lorareg admin
-        gc`` and every ``serve`` start call it. The grace period protects uploads in flight on other
-        replicas; a day is far longer than any upload. A blob's row goes first, then (if no upload wrote
-        the row again meanwhile) its object: a row never points at a deleted object for longer than a
-        racing upload takes, and such a row reads as "not uploaded" (``upload_blob`` re-stores it).
+        Three kinds: the store's temporary uploads (temp files, multipart uploads); blobs uploaded (step 1)
+        but never published (step 2) — e.g. the loser of a 409, or a client that gave up; and objects
+        committed under their content address whose row never committed (a crash in between). ``lorareg
+        admin gc`` and every ``serve`` start call it. The grace period protects uploads in flight on other
+        replicas; a day is far longer than any upload. Nothing that a version, a blob row or a preview
+        names is deleted, and orphans too many to be crash leftovers (a database that is not this store's)
+        are spared and counted; see ``registry/collecting.py`` for the order of deletes and its races.
 
         Raises:
             StorageError: the store or database failed.
         """
         temporary = self.store.collect_garbage(older_than_s)
         cutoff = utcnow() - timedelta(seconds=older_than_s)
-        unpublished = 0
-        for sha256 in self._unpublished_blobs(cutoff):
-            if self._delete_blob_row(sha256, cutoff):
-                with self.db.read() as session:
-                    if session.get(Blob, sha256) is not None:
-                        continue  # uploaded again just now: the object is theirs
-                self.store.delete(sha256)
-                unpublished += 1
-        return GarbageReport(temporary, unpublished)
+        unpublished = collecting.collect_unpublished(self.db, self.store, cutoff=cutoff)
+        orphans, spared = collecting.collect_orphans(self.db, self.store, older_than_s=older_than_s)
+        return GarbageReport(temporary, unpublished, orphans, spared)
 
     # -- internals ------------------------------------------------------------------------------------
-    def _unpublished_blobs(self, cutoff: datetime) -> list[str]:
-        referenced = select(col(Version.sha256)).where(col(Version.sha256) == col(Blob.sha256))
-        with self.db.read() as session:
-            query = (
-                select(col(Blob.sha256))
-                .where(col(Blob.uploaded_at) < cutoff, ~referenced.exists())
-                .limit(GC_BATCH)
-            )
-            return list(session.exec(query).all())
-
-    def _delete_blob_row(self, sha256: str, cutoff: datetime) -> bool:
-        """Delete one unpublished blob row; False if a version took it or it was re-uploaded meanwhile."""
-        referenced = select(col(Version.sha256)).where(col(Version.sha256) == sha256)
-        statement = delete(Blob).where(
-            col(Blob.sha256) == sha256, col(Blob.uploaded_at) < cutoff, ~referenced.exists()
-        )
-        try:
-            with self.db.write() as session:
-                return bool(session.exec(statement).rowcount)  # type: ignore[attr-defined]
-        except IntegrityError:
-            return False  # a version referencing it committed between the check and the delete
-
     def _record_blob(self, uploaded: publishing.UploadedBlob) -> BlobRecord:
         """Write the blob row after the blob is committed; a concurrent upload's row is as good as ours."""
         h = uploaded.hashes

@@ -5,6 +5,10 @@ A blob is only ever visible under its SHA-256, and only once complete: writes go
 is always a validated 64-hex digest, never a user-supplied name, so no path can escape the root. The caller
 (the registry service) checks the digest before :meth:`PendingBlob.commit`; the store does not hash.
 
+``iter_blobs`` lists committed blobs older than a grace period, so the registry can collect an object whose
+``blobs`` row never committed (a crash between the two). Only names that are exactly a blob's are listed,
+because the caller deletes what it is given.
+
 The S3 backend lives in ``registry/s3.py`` and implements the same two protocols.
 """
 
@@ -22,6 +26,7 @@ from lorareg.errors import InputError, NotFoundError, StorageError
 
 READ_CHUNK_BYTES = 1 * 2**20  # open_range yields chunks of at most 1 MiB
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_SHARD_RE = re.compile(r"^[0-9a-f]{2}$")
 _TMP_SUFFIX = ".part"
 
 
@@ -50,10 +55,12 @@ class BlobStore(Protocol):
 
     def collect_garbage(self, older_than_s: float) -> int: ...
 
+    def iter_blobs(self, older_than_s: float) -> Iterator[str]: ...
+
 
 def check_sha256(sha256: str) -> str:
     """Return ``sha256`` if it is 64 lower-case hex, else raise :class:`InputError`."""
-    if not isinstance(sha256, str) or not _SHA256_RE.match(sha256):
+    if not isinstance(sha256, str) or not _SHA256_RE.fullmatch(sha256):
         raise InputError(f"bad sha256 digest {str(sha256)[:80]!r}: expected 64 lower-case hex characters")
     return sha256
 
@@ -120,6 +127,29 @@ class FilesystemStore:
             except FileNotFoundError:
                 continue  # another process collected or committed it meanwhile
         return removed
+
+    def iter_blobs(self, older_than_s: float) -> Iterator[str]:
+        """Digests of committed blobs last written over ``older_than_s`` seconds ago, in no set order.
+
+        A commit renames a fresh temp file into place, so the age counts from the latest commit of that
+        digest. Each shard directory is read whole before its digests are yielded, so a caller may delete
+        them while iterating. Anything that is not exactly ``ab/<ab…64 hex>`` as a regular file (a stray
+        file, a symlink, a digest in the wrong shard) is skipped, never yielded.
+
+        Raises:
+            StorageError: the blob directory cannot be read.
+        """
+        cutoff = time.time() - older_than_s
+        for shard in _scan(self._blobs):
+            if not (_SHARD_RE.fullmatch(shard.name) and shard.is_dir(follow_symlinks=False)):
+                continue
+            for entry in _scan(Path(shard.path)):
+                if (
+                    entry.name[:2] == shard.name
+                    and _SHA256_RE.fullmatch(entry.name)
+                    and _older(entry, cutoff)
+                ):
+                    yield entry.name
 
     def temp_files(self) -> list[Path]:
         """Temp files present now (tests check that failed uploads leave none)."""
@@ -194,6 +224,23 @@ def _read_chunks(handle: IO[bytes], start: int, stop: int) -> Iterator[bytes]:
                 raise StorageError(f"blob ended {left} bytes early")
             left -= len(chunk)
             yield chunk
+
+
+def _scan(directory: Path) -> list[os.DirEntry[str]]:
+    """The entries of one directory, read in full (callers may delete entries while walking the list)."""
+    try:
+        with os.scandir(directory) as entries:
+            return list(entries)
+    except OSError as e:
+        raise StorageError(f"cannot list blob directory {directory}: {e}") from e
+
+
+def _older(entry: os.DirEntry[str], cutoff: float) -> bool:
+    """A regular file (not a symlink) modified before ``cutoff``; False if it vanished meanwhile."""
+    try:
+        return entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff
+    except FileNotFoundError:
+        return False
 
 
 def _fsync_dir(path: Path) -> None:
