@@ -12,7 +12,6 @@ Heavy imports (fastapi, httpx, cryptography backends) happen inside the commands
 from __future__ import annotations
 
 import sys
-import traceback
 from typing import cast
 
 import typer
@@ -28,8 +27,16 @@ from lorareg.cli import (
     takedown_cmd,
     trust_cmd,
 )
+from lorareg.cli._coerce import install as _install_plain_coercion
 from lorareg.cli._output import error_line
 from lorareg.errors import LoraregError
+
+_install_plain_coercion()  # str/Path values without pydantic: see lorareg/cli/_coerce.py
+# httpx imports its own command line (httpx._main: click, rich, pygments; ~35 ms) whenever those are
+# installed, and falls back to a stub when that import fails. This process never runs httpx's CLI, so
+# the import is blocked here (a None entry makes it fail) before any command imports httpx.
+if "httpx" not in sys.modules:
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 app = typer.Typer(
     name="lorareg",
@@ -96,6 +103,8 @@ def main() -> None:
         code = app(standalone_mode=False)
     except LoraregError as e:
         if _debug:
+            import traceback  # only with --debug
+
             traceback.print_exc()
         error_line(str(e))
         sys.exit(e.exit_code)

@@ -8,6 +8,7 @@ stdout carries only the result (a ref and digest, a path, or JSON).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -185,9 +186,20 @@ def _load_trust(path: Path | None) -> tuple[Any, Any]:
     return store, store.policy
 
 
+def _no_progress(done: int, total: int) -> None:
+    """The progress callback when no bar is shown."""
+
+
 @contextmanager
 def _progress(label: str) -> Iterator[Progress]:
-    """A rich progress bar on stderr; yields the ``(done, total)`` callback the client calls."""
+    """A rich progress bar on stderr; yields the ``(done, total)`` callback the client calls.
+
+    With stderr not a terminal (scripts, pipes, CI) no bar is drawn, so rich is not even imported: its
+    import is a sizeable part of the CLI's start-up.
+    """
+    if not sys.stderr.isatty():
+        yield _no_progress
+        return
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 

@@ -9,7 +9,6 @@ hands the app to uvicorn. No registry logic lives here.
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -83,6 +82,8 @@ def _seed_and_print(registry: Registry, home: Path, url: str) -> None:
 
 def _configure_logging() -> None:
     """One access-log line per request on stderr (uvicorn's own access log is off: ours omits queries)."""
+    import logging  # only the server logs: not imported by every other command
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
     for name in ("lorareg.access", "lorareg.server"):

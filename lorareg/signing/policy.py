@@ -21,7 +21,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from lorareg.errors import InputError
-from lorareg.manifest_model import check_license_id
 from lorareg.manifest_schema import boolean, build, clean, integer, number, show, spec
 
 if TYPE_CHECKING:
@@ -68,6 +67,9 @@ def _allowed_licenses(value: Any, path: str) -> tuple[str, ...] | None:
         raise InputError(f'{path}: expected "any" or a non-empty list of licence ids, got {show(value)}')
     if len(value) > MAX_ALLOWED_LICENSES:
         raise InputError(f"{path}: list has {len(value)} items; the limit is {MAX_ALLOWED_LICENSES}")
+    # Imported here: the manifest model pulls in the facts tables, which loading a policy rarely needs.
+    from lorareg.manifest_model import check_license_id
+
     return tuple(check_license_id(item, f"{path}[{i}]") for i, item in enumerate(value))
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -319,6 +318,8 @@ def _toml_value(value: Any) -> str:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
+    import tempfile  # only writers need it; every verify reads the trust file
+
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         mode = path.stat().st_mode & 0o777 if path.exists() else TRUST_FILE_MODE
