@@ -88,6 +88,7 @@ def main() -> None:
     parser.add_argument("--database-url", help="a PostgreSQL server URL to use instead of a throwaway one")
     parser.add_argument("--rounds", type=int, default=20, help="repetitions of the query mix per size")
     parser.add_argument("--publishes", type=int, default=50, help="publishes per publisher (4 publishers)")
+    parser.add_argument("--per-query", action="store_true", help="also print p95 of each query of the mix")
     args = parser.parse_args()
     counts = [int(c) for c in args.counts.split(",")]
     backends = ["sqlite", "postgres"] if args.backend == "postgres" else ["sqlite"]
@@ -97,12 +98,14 @@ def main() -> None:
         if "postgres" in backends:
             server = args.database_url or stack.enter_context(throwaway_cluster())
         for backend in backends:
-            results[backend] = run_backend(backend, server, counts, rounds=args.rounds, each=args.publishes)
+            results[backend] = run_backend(
+                backend, server, counts, rounds=args.rounds, each=args.publishes, per_query=args.per_query
+            )
     _summary(results, counts)
 
 
 def run_backend(
-    backend: str, server: str | None, counts: list[int], *, rounds: int, each: int
+    backend: str, server: str | None, counts: list[int], *, rounds: int, each: int, per_query: bool = False
 ) -> dict[str, float]:
     """Search p50/p95 per size and, at the largest size, publish throughput; keys like ``p95@100000``."""
     out: dict[str, float] = {}
@@ -116,8 +119,10 @@ def run_backend(
                 f"[{backend}] seeded {count:,} versions in {time.perf_counter() - started:.1f} s", flush=True
             )
             with running_server(data, url) as base:
-                p50, p95 = measure(base, rounds=rounds)
+                p50, p95, by_query = measure(base, rounds=rounds)
                 out[f"p50@{count}"], out[f"p95@{count}"] = p50, p95
+                if per_query:
+                    _print_per_query(backend, count, by_query)
                 print(
                     f"[{backend}] {count:>9,} versions: search p50 {p50:6.1f} ms  p95 {p95:6.1f} ms",
                     flush=True,
@@ -237,20 +242,35 @@ def running_server(data_dir: Path, url: str) -> Iterator[str]:
         server.wait(timeout=10)
 
 
-def measure(url: str, *, rounds: int) -> tuple[float, float]:
-    """Run the query mix against the server at ``url``; return (p50, p95) in ms."""
-    timings: list[float] = []
+def measure(url: str, *, rounds: int) -> tuple[float, float, dict[str, list[float]]]:
+    """Run the query mix against the server at ``url``; (p50, p95) in ms, and each query's timings."""
+    by_query: dict[str, list[float]] = {}
     with httpx.Client(base_url=url, timeout=30) as http:
         for params in QUERIES:  # warm-up
             http.get("/api/v1/adapters", params=params)
         for _ in range(rounds):
             for params in QUERIES:
-                timings.append(_timed(http, params))
+                label = "&".join(f"{k}={v}" for k, v in params.items())
+                by_query.setdefault(label, []).append(_timed(http, params))
                 cursor = http.get("/api/v1/adapters", params=params).json()["next_cursor"]
                 if cursor:  # the second page, keyset-paginated
-                    timings.append(_timed(http, {**params, "cursor": cursor}))
-    timings.sort()
-    return statistics.median(timings), timings[int(len(timings) * 0.95) - 1]
+                    page2 = by_query.setdefault(f"{label} (page 2)", [])
+                    page2.append(_timed(http, {**params, "cursor": cursor}))
+    timings = sorted(t for ts in by_query.values() for t in ts)
+    return statistics.median(timings), _p95(timings), by_query
+
+
+def _p95(timings: list[float]) -> float:
+    ordered = sorted(timings)
+    return ordered[max(int(len(ordered) * 0.95) - 1, 0)]
+
+
+def _print_per_query(backend: str, count: int, by_query: dict[str, list[float]]) -> None:
+    """One line per query of the mix (and its second page), slowest first, to find what to fix."""
+    for label, ts in sorted(by_query.items(), key=lambda item: -_p95(item[1])):
+        print(
+            f"[{backend}] {count:>9,}   p50 {statistics.median(ts):6.1f} ms  p95 {_p95(ts):6.1f} ms  {label}"
+        )
 
 
 def measure_publishing(data_dir: Path, url: str, base: str, *, each: int) -> tuple[float, float]:

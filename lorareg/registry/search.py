@@ -36,6 +36,9 @@ from lorareg.registry.records import MAX_PAGE_LIMIT, SearchQuery
 MAX_QUERY_WORDS = 16  # words of free text used; the rest is ignored
 MAX_WORD_CHARS = 100  # longer words are cut, in documents and queries alike (PostgreSQL caps a lexeme)
 MAX_CURSOR_CHARS = 1024  # a cursor longer than this was not made by us
+# Above this many versions by one creator, SQLite walks the sort order's index instead of sorting the matches
+# (see _creator_match); sorting costs ~3 us per match (wide rows), walking ~0.1 us per version passed over.
+SQLITE_CREATOR_SORT_MAX_ROWS = 500
 _WORD_RE = re.compile(r"[^\W_]+")  # runs of letters and digits
 _FTS = sa.table(FTS_TABLE, sa.column("rowid", sa.Integer), sa.column(FTS_TABLE, sa.String))
 _TSV = sa.table(FTS_TABLE, sa.column("version_id", sa.Integer), sa.column("document"))
@@ -139,14 +142,32 @@ def _filters(session: Session, query: SearchQuery) -> list[ColumnElement[bool]]:
     ]
     conditions += [column == value for column, value in exact if value is not None]
     if query.creator:
-        creator_rows = select(col(VersionCreator.version_id)).where(
-            col(VersionCreator.name_key) == query.creator.strip().lower()
-        )
-        conditions.append(col(Version.id).in_(creator_rows))
+        conditions.append(_creator_match(session, query.creator.strip().lower()))
     words = match_words(query.text)
     if words:
         conditions.append(_text_match(session, words))
     return conditions
+
+
+def _creator_match(session: Session, name_key: str) -> ColumnElement[bool]:
+    """Versions by one creator, in the query shape that stays fast on SQLite whatever the creator's size.
+
+    SQLite looks every match up by primary key and sorts them all: version rows are wide (signature bundle
+    and manifest, ~4.5 KB), so a creator with 5,500 of 10^5 versions cost ~17 ms. For a prolific creator it
+    is cheaper to walk the sort order's index and test each id against the creator's set (``id + 0`` keeps
+    SQLite off the primary key), stopping after one page; for a rare one that walk would pass over the whole
+    catalogue (~9 ms at 10^5), so it keeps the lookup. An indexed count picks between them. PostgreSQL's
+    planner weighs row width itself.
+    """
+    creator_rows = select(col(VersionCreator.version_id)).where(col(VersionCreator.name_key) == name_key)
+    if session.get_bind().dialect.name != "sqlite":
+        return col(Version.id).in_(creator_rows)
+    counted = select(sa.func.count()).select_from(
+        creator_rows.limit(SQLITE_CREATOR_SORT_MAX_ROWS + 1).subquery()
+    )
+    if session.exec(counted).one() > SQLITE_CREATOR_SORT_MAX_ROWS:
+        return (col(Version.id) + 0).in_(creator_rows)
+    return col(Version.id).in_(creator_rows)
 
 
 def _text_match(session: Session, words: list[str]) -> ColumnElement[bool]:
