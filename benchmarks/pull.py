@@ -27,6 +27,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     del sys.path[0]
 
 import argparse  # noqa: E402
+import compileall  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
@@ -41,6 +42,7 @@ from dataclasses import dataclass, field  # noqa: E402
 import httpx  # noqa: E402
 import psutil  # noqa: E402
 
+import lorareg  # noqa: E402
 from lorareg.registry.service import open_registry  # noqa: E402
 from lorareg.samples import write_large_adapter  # noqa: E402
 from lorareg.signing.keys import generate  # noqa: E402
@@ -110,6 +112,9 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    # Time the CLI as installed (pip compiles on install), not a recompile in every process when the
+    # shell sets PYTHONDONTWRITEBYTECODE: write current .pyc files once, up front.
+    compileall.compile_dir(str(Path(lorareg.__file__).parent), quiet=1)
     if shutil.which("curl") is None:
         sys.exit("curl is needed for the baseline")
     with tempfile.TemporaryDirectory(prefix="lorareg-bench-pull-") as tmp_name:
