@@ -337,6 +337,8 @@ def _set_weights(pipe: Any, new: AdapterUse | None) -> None:
     names = sorted(_loaded_names(pipe))
     if not names:
         return
+    if new is not None and names == [new.adapter_name] and new.weight == 1.0:
+        return  # diffusers already made the one adapter active at weight 1.0; set_adapters would redo it
     weights = [
         new.weight if new and n == new.adapter_name else records[n].weight if n in records else 1.0
         for n in names
