@@ -12,12 +12,13 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+from benchmarks._server import free_port
 
 SUPERUSER = "lorareg"
 START_TIMEOUT_S = 60
@@ -34,7 +35,7 @@ def throwaway_cluster() -> Iterator[str]:
         _run(
             [*as_user, str(bindir / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8"]
         )
-        port = _free_port()
+        port = free_port()
         options = f"-h 127.0.0.1 -p {port} -k {root} -c max_connections=200"
         _run([*as_user, str(bindir / "pg_ctl"), "start", "-D", str(data), "-l", str(root / "log"), "-w",
               "-t", str(START_TIMEOUT_S), "-o", options])  # fmt: skip
@@ -69,9 +70,3 @@ def _run(command: list[str]) -> None:
     subprocess.run(
         command, check=True, capture_output=True, stdin=subprocess.DEVNULL, timeout=START_TIMEOUT_S * 2
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

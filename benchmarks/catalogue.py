@@ -24,7 +24,6 @@ import contextlib
 import hashlib
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from benchmarks._postgres import fresh_database, throwaway_cluster
+from benchmarks._server import free_port, wait_healthy
 from lorareg.demo import seed_demo
 from lorareg.manifest_complete import ManifestDraft
 from lorareg.registry.db import Adapter, Namespace, Version, VersionCreator
@@ -225,7 +225,7 @@ def _insert(engine: sa.Engine, rows: list[dict[str, Any]], now: datetime) -> Non
 @contextlib.contextmanager
 def running_server(data_dir: Path, url: str) -> Iterator[str]:
     """``lorareg serve`` on ``data_dir`` and database ``url``; yields its base URL."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "LORAREG_DATABASE_URL": url}
     server = subprocess.Popen(
         [sys.executable, "-m", "lorareg", "serve", "--data", str(data_dir), "--port", str(port)],
@@ -235,7 +235,7 @@ def running_server(data_dir: Path, url: str) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(base)
+        wait_healthy(base)
         yield base
     finally:
         server.terminate()
@@ -331,23 +331,6 @@ def _timed(http: httpx.Client, params: dict[str, str]) -> float:
     elapsed = (time.perf_counter() - started) * 1000
     response.raise_for_status()
     return elapsed
-
-
-def _wait_healthy(url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise SystemExit("server did not start")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 if __name__ == "__main__":

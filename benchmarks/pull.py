@@ -24,14 +24,13 @@ from pathlib import Path
 # benchmarks/ holds scripts named like stdlib modules (inspect.py): keep it off the import path before
 # importing anything that imports ``inspect`` (dataclasses does).
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    del sys.path[0]
+    sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repository root: ``benchmarks._server``
 
 import argparse  # noqa: E402
 import compileall  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
-import socket  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
@@ -43,6 +42,7 @@ import httpx  # noqa: E402
 import psutil  # noqa: E402
 
 import lorareg  # noqa: E402
+from benchmarks._server import free_port, wait_healthy  # noqa: E402
 from lorareg.registry.service import open_registry  # noqa: E402
 from lorareg.samples import write_large_adapter  # noqa: E402
 from lorareg.signing.keys import generate  # noqa: E402
@@ -128,7 +128,7 @@ def run(tmp: Path, *, size: int, runs: int) -> None:
     print(f"adapter: {adapter.stat().st_size / MIB:.0f} MiB written in {time.perf_counter() - started:.1f} s")
     env, key_path, trust_path = _prepare_registry(tmp)
     (tmp / "manifest.toml").write_text(MANIFEST, encoding="utf-8")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [*_lorareg(), "serve", "--data", str(tmp / "data"), "--port", str(port)],
@@ -139,7 +139,7 @@ def run(tmp: Path, *, size: int, runs: int) -> None:
     rss = PeakRss()
     rss.watch("server", server.pid)
     try:
-        _wait_healthy(url)
+        wait_healthy(url)
         env = {**env, "LORAREG_REGISTRY": url}
         publish_s, _ = _timed_process(
             [
@@ -242,23 +242,6 @@ def _timed_process(
 
 def _lorareg() -> list[str]:
     return [sys.executable, "-m", "lorareg"]
-
-
-def _wait_healthy(url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise SystemExit("server did not start")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 if __name__ == "__main__":
