@@ -203,13 +203,7 @@ def gc(
 
 def _open(data: Path | None) -> Registry:
     """The registry the server would open for these settings (``--data`` wins over ``LORAREG_HOME``)."""
-    from lorareg.registry.service import open_registry
+    from lorareg.server.app import open_registry_for
     from lorareg.server.config import settings_from_env
 
-    settings = settings_from_env().with_overrides(home=data)
-    return open_registry(
-        settings.home,
-        database_url=settings.database_url,
-        storage=settings.storage,
-        s3_endpoint=settings.s3_endpoint,
-    )
+    return open_registry_for(settings_from_env().with_overrides(home=data))

@@ -26,7 +26,14 @@ from typing import TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from lorareg.errors import GoneError, NotFoundError, PayloadTooLargeError, StorageError, UnprocessableError
+from lorareg.errors import (
+    GoneError,
+    InputError,
+    NotFoundError,
+    PayloadTooLargeError,
+    StorageError,
+    UnprocessableError,
+)
 from lorareg.manifest_ids import check_name
 from lorareg.registry import accounts, catalog, collecting, logstore, publishing, revoking, versions
 from lorareg.registry.auth import Principal
@@ -47,7 +54,7 @@ from lorareg.registry.records import (
 from lorareg.registry.search import search_versions
 from lorareg.registry.storage import BlobStore, FilesystemStore, check_sha256, open_store
 from lorareg.registry.tlog import ConsistencyProof, InclusionProof, LogEntry
-from lorareg.signing.keys import PrivateKey, generate, load_private_key, read_key_file
+from lorareg.signing.keys import PrivateKey, generate, is_encrypted_pem, load_private_key, read_key_file
 from lorareg.signing.sign import countersign
 
 __all__ = [
@@ -499,13 +506,17 @@ def open_registry(
     database_url: str | None = None,
     storage: str | None = None,
     s3_endpoint: str | None = None,
+    key_file: str | Path | None = None,
+    key_password: bytes | None = None,
 ) -> Registry:
     """Open (creating on first use) the registry whose key lives in ``data_dir``.
 
     By default everything is embedded in ``data_dir``: ``lorareg.db`` (SQLite) and ``blobs/``.
     ``database_url`` (e.g. ``postgresql+psycopg://…``) and ``storage`` (``s3://bucket/prefix``, endpoint
-    ``s3_endpoint``, or another directory) replace either. The registry signing key is always
-    ``data_dir/registry.key``, created (P-256, mode 0600, never overwritten) on first use.
+    ``s3_endpoint``, or another directory) replace either. The registry signing key is
+    ``data_dir/registry.key``, created (P-256, mode 0600, never overwritten, encrypted with ``key_password``
+    when one is given) on first use; ``key_file`` names a key kept elsewhere (a mounted secret), which must
+    exist: it is never created, so a mistyped path cannot silently mint a second registry identity.
 
     A database without any table gets the current schema (migrated and stamped); any other must already be
     at this lorareg's schema revision, else a one-line error says to run ``lorareg admin migrate``.
@@ -520,7 +531,11 @@ def open_registry(
         raise StorageError(f"cannot create data directory {root}: {e}") from e
     db = open_database(database_url or default_database_url(root))
     store = FilesystemStore(root) if storage is None else open_store(storage, s3_endpoint=s3_endpoint)
-    return Registry(db=db, store=store, key=_registry_key(root / KEY_FILE))
+    if key_file is not None:
+        key = _existing_registry_key(Path(key_file), key_password)
+    else:
+        key = _registry_key(root / KEY_FILE, key_password)
+    return Registry(db=db, store=store, key=key)
 
 
 def default_database_url(data_dir: str | Path) -> str:
@@ -528,7 +543,14 @@ def default_database_url(data_dir: str | Path) -> str:
     return f"sqlite:///{Path(data_dir) / DATABASE_FILE}"
 
 
-def _registry_key(path: Path) -> PrivateKey:
+def _existing_registry_key(path: Path, password: bytes | None) -> PrivateKey:
+    """Load a registry key kept outside the data directory; refuse a missing one."""
+    if not path.is_file():
+        raise StorageError(f"registry key file {path} does not exist (LORAREG_REGISTRY_KEY_FILE)")
+    return _load_registry_key(path, password)
+
+
+def _registry_key(path: Path, password: bytes | None) -> PrivateKey:
     """Load the registry key, creating it (mode 0600, never overwriting) on first use."""
     if not path.exists():
         try:
@@ -539,7 +561,14 @@ def _registry_key(path: Path) -> PrivateKey:
             pass  # another process created it just now; load theirs
         else:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(generate().to_pem())
+                handle.write(generate().to_pem(password=password))
                 handle.flush()
                 os.fsync(handle.fileno())
-    return load_private_key(read_key_file(path))
+    return _load_registry_key(path, password)
+
+
+def _load_registry_key(path: Path, password: bytes | None) -> PrivateKey:
+    pem = read_key_file(path)
+    if password is None and is_encrypted_pem(pem):
+        raise InputError(f"registry key {path} is encrypted: set LORAREG_REGISTRY_KEY_PASSWORD")
+    return load_private_key(pem, password=password)

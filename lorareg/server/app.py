@@ -59,6 +59,8 @@ def open_registry_for(settings: Settings) -> Registry:
         database_url=settings.database_url,
         storage=settings.storage,
         s3_endpoint=settings.s3_endpoint,
+        key_file=settings.registry_key_file,
+        key_password=settings.registry_key_password.encode() if settings.registry_key_password else None,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lorareg.errors import InputError
@@ -38,6 +38,8 @@ class Settings:
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
     public_url: str | None = None  # the URL clients reach; used in blob_url/signature_url when set
     gc_grace_s: int = DEFAULT_GC_GRACE_S  # age (s) of upload leftovers that start-up collection removes
+    registry_key_file: Path | None = None  # default: HOME/registry.key; a mounted secret keeps it off disk
+    registry_key_password: str | None = field(default=None, repr=False)  # decrypts an encrypted key file
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with the given non-``None`` fields replaced (explicit CLI flags win)."""
@@ -60,6 +62,10 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         max_bundle_bytes=_positive_int(source, "LORAREG_MAX_BUNDLE_BYTES", DEFAULT_MAX_BUNDLE_BYTES),
         public_url=source.get("LORAREG_PUBLIC_URL") or None,
         gc_grace_s=_seconds(source, "LORAREG_GC_GRACE_S", DEFAULT_GC_GRACE_S),
+        registry_key_file=Path(source["LORAREG_REGISTRY_KEY_FILE"])
+        if source.get("LORAREG_REGISTRY_KEY_FILE")
+        else None,
+        registry_key_password=source.get("LORAREG_REGISTRY_KEY_PASSWORD") or None,
     )
 
 
