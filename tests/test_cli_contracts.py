@@ -11,12 +11,11 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from lorareg.cli import main
 from lorareg.signing.trust import TrustStore
+from tests.cli_runner import run_main
 from tests.fixtures.keys import KeyFiles
 from tests.fixtures.server import LiveServer
 from tests.lora_factory import write_adapter
@@ -63,18 +62,6 @@ CASES: list[tuple[str, list[str], int, str]] = [
                                      "--claimant", "c", "--contact", "c@example.org", "--details", "d"],
      2, "--good-faith"),
 ]  # fmt: skip
-
-
-def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> Any:
-    """Run ``lorareg ARGS`` in-process as the console script does; return (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["lorareg", *args])
-    code: Any = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code
-    captured = capsys.readouterr()
-    return int(code or 0), captured.out, captured.err
 
 
 @pytest.fixture

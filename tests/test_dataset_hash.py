@@ -7,14 +7,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from lorareg.cli import main
 from lorareg.dataset import FORMAT, dataset_hash
 from lorareg.errors import InputError, NotFoundError
+from tests.cli_runner import run_main as run_cli
 
 FILES = {"img/001.png": b"\x89PNG one", "img/001.txt": b"a cat, pixel art", "img/002.png": b"\x89PNG two"}
 FILES |= {".hidden": b"x", "z.txt": b"", "sub/deeper/\u00e9t\u00e9.jpg": b"summer"}
@@ -26,19 +25,6 @@ def make_dataset(root: Path, files: dict[str, bytes], *, order: list[str] | None
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(files[rel])
     return root
-
-
-def run_cli(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["lorareg", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_digest_does_not_depend_on_file_creation_order(tmp_path: Path) -> None:

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from lorareg.cli import main
 from lorareg.cli.inspect_cmd import _print_inspection
 from lorareg.errors import InputError
 from lorareg.facts import compute_facts
 from lorareg.hashing import HASH_NAMES
 from lorareg.inspect import JSON_KEYS, Inspection, inspect_file
+from tests.cli_runner import run_main as run_cli
 from tests.fixtures.adapters import MakeAdapter
 from tests.lora_factory import EXPECTED, KINDS, build_header
 
@@ -31,20 +31,6 @@ DESIGN_KEYS = [
     "hashes",
 ]
 DESIGN_KEYS += ["metadata"]
-
-
-def run_cli(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, str, str]:
-    """Run ``lorareg ARGS`` in-process through ``main`` (the real error handling and exit codes)."""
-    monkeypatch.setattr(sys, "argv", ["lorareg", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from lorareg.cli import main
 from lorareg.signing.keys import generate
 from lorareg.signing.trust import load_trust
+from tests.cli_runner import run_main
 from tests.fixtures.keys import KeyFiles
 
 
@@ -32,16 +32,9 @@ def run(
     tty_answer: str | None = None,
 ) -> tuple[int, str, str]:
     """Run the CLI in-process (as ``main()`` does for the console script); return (exit code, out, err)."""
-    monkeypatch.setattr(sys, "argv", ["lorareg", *args])
     if tty_answer is not None:
         monkeypatch.setattr(sys, "stdin", _TTYInput(tty_answer))
-    code: Any = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code
-    captured = capsys.readouterr()
-    return int(code or 0), captured.out, captured.err
+    return run_main(monkeypatch, capsys, *args)
 
 
 @pytest.fixture
