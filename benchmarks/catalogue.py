@@ -41,12 +41,12 @@ from sqlmodel import Session
 
 from benchmarks._postgres import fresh_database, throwaway_cluster
 from benchmarks._server import free_port, wait_healthy
-from lorareg.demo import seed_demo
-from lorareg.manifest_complete import ManifestDraft
+from lorareg.demo.catalogue import seed_demo
+from lorareg.demo.samples import sample_adapter_bytes
+from lorareg.manifest.drafting import ManifestDraft
 from lorareg.registry.db import Adapter, Namespace, Version, VersionCreator
 from lorareg.registry.search import index_versions
 from lorareg.registry.service import default_database_url, open_registry
-from lorareg.samples import sample_adapter_bytes
 from lorareg.signing.keys import generate
 from lorareg.signing.sign import sign_file
 
@@ -315,7 +315,7 @@ def measure_publishing(data_dir: Path, url: str, base: str, *, each: int) -> tup
 def _signed(data_dir: Path, name: str, key: Any, *, seed: int) -> tuple[str, bytes, bytes]:
     path = data_dir / f"{name.replace('/', '_')}.safetensors"
     path.write_bytes(sample_adapter_bytes("sdxl", seed=seed))
-    draft = ManifestDraft.from_dict({
+    draft = ManifestDraft.from_json({
         "name": name, "version": "1.0.0", "description": f"benchmark adapter {name}",
         "license": {"id": "CC-BY-4.0", "commercial_use": True, "derivatives": True,
                     "attribution_required": True},

@@ -5,8 +5,8 @@ LoRA with both text encoders (~3,000 tensors, a header of a few hundred KB), its
 size, the data written in chunks and never held in memory. Then, with the file in the page cache, the
 median of ``--repeat`` runs of:
 
-  (a) header facts: ``read_header`` + ``read_scalars`` + ``lorareg.facts.compute_facts`` (header only if the
-      facts module is not importable), in this process;
+  (a) header facts: ``read_header`` + ``read_scalars`` + ``lorareg.adapter.facts.compute_facts`` (header only
+  if the facts module is not importable), in this process;
   (b) ``hash_file`` (all six hashes) in a fresh child process, and ``openssl dgst -sha256`` of the same file,
       alternating, and their ratio;
 
@@ -46,7 +46,7 @@ TARGET_RSS_BYTES = 100 * 10**6
 
 _CHILD_HASH = """
 import json, resource, sys, time
-from lorareg.hashing import hash_file
+from lorareg.adapter.hashing import hash_file
 def cpu():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"file: {path} ({size / MIB:.0f} MiB); cpus: {os.cpu_count()}, load average: {load:.1f}")
 
-    from lorareg.safetensors import read_header
+    from lorareg.adapter.safetensors import read_header
 
     header = read_header(path)
     print(f"header: {header.header_size / 1000:.0f} KB, {len(header.tensors)} tensors")
@@ -108,14 +108,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def header_facts(path: str | Path) -> str:
     """What ``lorareg inspect`` does before hashing; returns a label of the steps that ran."""
-    from lorareg.safetensors import read_header, read_scalars
+    from lorareg.adapter.safetensors import read_header, read_scalars
 
     header = read_header(path)
     scalars = read_scalars(path, header)
     try:
-        from lorareg.facts import compute_facts
+        from lorareg.adapter.facts import compute_facts
     except ImportError:
-        return "read_header + read_scalars (lorareg.facts not importable yet)"
+        return "read_header + read_scalars (lorareg.adapter.facts not importable yet)"
     compute_facts(header, scalars)
     return "read_header + read_scalars + compute_facts"
 

@@ -34,7 +34,7 @@ from lorareg.signing.keys import generate  # noqa: E402
 from lorareg.signing.policy import Policy  # noqa: E402
 from lorareg.signing.sign import sign_file  # noqa: E402
 from lorareg.signing.trust import TrustedKey, TrustStore  # noqa: E402
-from tests import tiny_pipelines as tiny  # noqa: E402
+from tests.support import tiny_pipelines as tiny  # noqa: E402
 
 SD15_UNET_CONFIG = {  # runwayml/stable-diffusion-v1-5 unet/config.json
     "act_fn": "silu",
@@ -136,7 +136,7 @@ def main() -> None:
                 "attribution_required": False,
             },
         }
-        Path(f"{path}.sig").write_bytes(sign_file(path, ManifestDraft.from_dict(draft), key))
+        Path(f"{path}.sig").write_bytes(sign_file(path, ManifestDraft.from_json(draft), key))
         size_mb = path.stat().st_size / 2**20
         print(f"adapter: {len(state) // 3} modules, rank {args.rank}, {size_mb:.1f} MiB; runs: {args.runs}")
         plain: list[float] = []

@@ -43,8 +43,8 @@ import psutil  # noqa: E402
 
 import lorareg  # noqa: E402
 from benchmarks._server import free_port, wait_healthy  # noqa: E402
+from lorareg.demo.samples import write_large_adapter  # noqa: E402
 from lorareg.registry.service import open_registry  # noqa: E402
-from lorareg.samples import write_large_adapter  # noqa: E402
 from lorareg.signing.keys import generate  # noqa: E402
 from lorareg.signing.trust import TrustStore  # noqa: E402
 

@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-# benchmarks/ holds scripts named like stdlib modules (inspect.py): keep it off the import path.
+# benchmarks/ holds scripts named like stdlib modules (adapter/inspect.py): keep it off the import path.
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 
@@ -52,7 +52,7 @@ status = "not-required"
 def build(directory: Path, size_mib: int) -> None:
     """Write ``big.safetensors``, the key pair ``k.key``/``k.pub`` and ``big.safetensors.sig``."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.lora_factory import build_tensors
+    from tests.support.lora_factory import build_tensors
 
     tensors = build_tensors("sdxl-kohya", rank=2, blocks=1)
     pad = max(0, size_mib * 2**20 - sum(t.nbytes for t in tensors.values())) // 2

@@ -14,7 +14,7 @@ from PIL.PngImagePlugin import PngInfo
 
 import lorareg
 from lorareg.errors import InputError, NotFoundError
-from lorareg.image_provenance import (
+from lorareg.images.provenance import (
     AdapterUse,
     ImageProvenance,
     attribution,
@@ -269,7 +269,7 @@ def test_provenance_cli_refuses_a_non_image_with_exit_2(tmp_path: Path) -> None:
 
 
 def test_c2pa_manifest_marks_image_ai_generated_with_adapters_as_ingredients(tmp_path: Path) -> None:
-    from lorareg.image_c2pa import AI_GENERATED, embed_c2pa, read_c2pa
+    from lorareg.images.c2pa import AI_GENERATED, embed_c2pa, read_c2pa
     from tests.fixtures.c2pa_certs import make_signing_chain
 
     pipe = FakePipe(["acme_ink"])

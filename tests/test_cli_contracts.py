@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from lorareg.signing.trust import TrustStore
-from tests.cli_runner import run_main
 from tests.fixtures.keys import KeyFiles
 from tests.fixtures.server import LiveServer
-from tests.lora_factory import write_adapter
+from tests.support.cli_runner import run_main
+from tests.support.lora_factory import write_adapter
 from tests.test_signing_interop import MANIFEST_TOML
 
 UNREACHABLE = "http://127.0.0.1:9"  # nothing listens: a command that reached the network would exit 4

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lorareg.samples import sample_adapter_bytes
+from lorareg.demo.samples import sample_adapter_bytes
 from tests.fixtures.server import LiveServer
 
 LORAREG = [sys.executable, "-m", "lorareg"]

@@ -12,11 +12,10 @@ import blake3
 import httpx
 import pytest
 
-from lorareg import download
-from lorareg.client import Client
-from lorareg.download import Fetched
+from lorareg.client import Client, download
+from lorareg.client.download import Fetched
 from lorareg.errors import GoneError, InputError, NotFoundError, VerificationError
-from lorareg.manifest_complete import ManifestDraft
+from lorareg.manifest.drafting import ManifestDraft
 from lorareg.signing.filecheck import verify_file
 from lorareg.signing.keys import generate
 from lorareg.signing.sign import sign_file
@@ -83,7 +82,7 @@ def test_verified_pull_hashes_while_downloading_and_never_reads_the_file_again(
     def reread(*args: object, **kwargs: object) -> None:
         raise AssertionError("the downloaded file was read again")
 
-    for name in ("lorareg.signing.filecheck.digest_file", "lorareg.safetensors.read_header"):
+    for name in ("lorareg.signing.filecheck.digest_file", "lorareg.adapter.safetensors.read_header"):
         monkeypatch.setattr(name, reread)
     fetched: list[Fetched] = []
     real = download.download_resumable
@@ -176,7 +175,7 @@ def test_republishing_revoked_bytes_says_a_takedown_revoked_them_and_why(publish
     server, path, sha256 = published
     reviewer = server.registry.authenticate(server.token("reviewer"))
     server.registry.revoke(sha256, reason="likeness of J. Doe without consent", principal=reviewer)
-    renamed = ManifestDraft.from_dict(draft_manifest("acme/ink-again", "2.0.0"))
+    renamed = ManifestDraft.from_json(draft_manifest("acme/ink-again", "2.0.0"))
     bundle = sign_file(path, renamed, server.publisher_keys["acme"])
     with server.client(server.token("publisher", "acme")) as client, pytest.raises(GoneError) as caught:
         client.publish(path, bundle)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from lorareg.dataset import FORMAT, dataset_hash
+from lorareg.adapter.dataset import FORMAT, dataset_hash
 from lorareg.errors import InputError, NotFoundError
-from tests.cli_runner import run_main as run_cli
+from tests.support.cli_runner import run_main as run_cli
 
 FILES = {"img/001.png": b"\x89PNG one", "img/001.txt": b"a cat, pixel art", "img/002.png": b"\x89PNG two"}
 FILES |= {".hidden": b"x", "z.txt": b"", "sub/deeper/\u00e9t\u00e9.jpg": b"summer"}

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from lorareg.facts import FAMILIES, FORMATS, TYPES, compute_facts
-from tests.lora_factory import (
+from lorareg.adapter.facts import FAMILIES, FORMATS, TYPES, compute_facts
+from tests.support.lora_factory import (
     EXPECTED,
     KINDS,
     build_header,

@@ -24,10 +24,10 @@ from sqlmodel import col
 from lorareg.errors import GoneError
 from lorareg.registry import collecting
 from lorareg.registry.auth import Principal
+from lorareg.registry.blobs import FilesystemStore
 from lorareg.registry.db import Blob, utcnow
 from lorareg.registry.previews import Previews
 from lorareg.registry.service import GC_GRACE_S, GarbageReport, Registry
-from lorareg.registry.storage import FilesystemStore
 from tests.fixtures.registry import BuiltAdapter, Publisher
 from tests.fixtures.web import png_bytes
 

@@ -13,8 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lorareg.errors import NotFoundError
-from lorareg.hashing import (
+from lorareg.adapter.hashing import (
     AUTOV3_HEADER_QUIRK_BYTES,
     CHUNK_BYTES,
     HASH_NAMES,
@@ -23,7 +22,8 @@ from lorareg.hashing import (
     ThreadedStreamHasher,
     hash_file,
 )
-from tests.safetensors_builders import entry, header_bytes, safetensors_bytes, valid_lora_bytes
+from lorareg.errors import NotFoundError
+from tests.support.safetensors_builders import entry, header_bytes, safetensors_bytes, valid_lora_bytes
 
 MIB = 2**20
 
@@ -131,7 +131,7 @@ def test_hashes_are_lower_case_hex_of_the_right_lengths(big_lora: bytes) -> None
         value = getattr(hashes, name)
         assert len(value) == lengths[name] and value == value.lower()
         int(value, 16)
-    assert list(hashes.to_dict()) == list(HASH_NAMES)
+    assert list(hashes.to_json()) == list(HASH_NAMES)
 
 
 _BIG_FOR_CHUNKS = _lora_of(2 * MIB + 777, seed=7)

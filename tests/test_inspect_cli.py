@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from lorareg.adapter.facts import compute_facts
+from lorareg.adapter.hashing import HASH_NAMES
+from lorareg.adapter.inspect import JSON_KEYS, Inspection, inspect_file
 from lorareg.cli.inspect_cmd import _print_inspection
 from lorareg.errors import InputError
-from lorareg.facts import compute_facts
-from lorareg.hashing import HASH_NAMES
-from lorareg.inspect import JSON_KEYS, Inspection, inspect_file
-from tests.cli_runner import run_main as run_cli
 from tests.fixtures.adapters import MakeAdapter
-from tests.lora_factory import EXPECTED, KINDS, build_header
+from tests.support.cli_runner import run_main as run_cli
+from tests.support.lora_factory import EXPECTED, KINDS, build_header
 
 DESIGN_KEYS = [
     "size",
@@ -134,7 +134,7 @@ def test_file_with_escape_sequence_in_metadata_is_refused_in_one_safe_line(
 ) -> None:
     from safetensors.numpy import save_file
 
-    from tests.lora_factory import build_tensors
+    from tests.support.lora_factory import build_tensors
 
     path = tmp_path / "evil.safetensors"
     save_file(build_tensors("sd1-kohya", blocks=1), str(path), metadata={"x": "\x1b[2J\u202e"})

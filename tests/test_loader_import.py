@@ -41,7 +41,7 @@ def test_public_names_are_listed_in_all_sorted_and_importable() -> None:
 
 def test_attribution_stays_the_function_after_its_module_is_imported() -> None:
     import lorareg
-    import lorareg.image_provenance  # noqa: F401 - importing a submodule must not shadow the public name
+    import lorareg.images.provenance  # noqa: F401 - importing a submodule must not shadow the public name
 
     assert callable(lorareg.attribution)
     assert lorareg.attribution.__name__ == "attribution"

@@ -12,8 +12,8 @@ from lorareg import load_verified_lora, unload_lora
 from lorareg.errors import VerificationError
 from lorareg.manifest import ManifestDraft
 from lorareg.signing.sign import sign_file
-from tests import tiny_pipelines as tiny
 from tests.fixtures.server import draft_manifest
+from tests.support import tiny_pipelines as tiny
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_revoked_adapter_is_refused_even_from_cache(sd1: Any, live_server: Any, 
             tiny.sd_unet(cross_attention_dim=768), component="unet", targets=tiny.SD_TARGETS
         )
     )
-    draft = ManifestDraft.from_dict(draft_manifest("acme/ink", "1.0.0"))
+    draft = ManifestDraft.from_json(draft_manifest("acme/ink", "1.0.0"))
     live_server.client(token).publish(path, sign_file(path, draft, live_server.publisher_keys["acme"]))
     trust, _ = live_server.trust()
     base = tiny.render(sd1)

@@ -19,15 +19,15 @@ import torch
 
 from lorareg import attribution, load_verified_lora, save_image, unload_lora
 from lorareg.errors import IncompatibleAdapterError, NotFoundError, VerificationError
-from lorareg.image_provenance import read_provenance
+from lorareg.images.provenance import read_provenance
 from lorareg.loader import StackingWarning
 from lorareg.manifest import ManifestDraft
 from lorareg.signing.keys import PrivateKey, generate
 from lorareg.signing.policy import Policy
 from lorareg.signing.sign import sign_file
 from lorareg.signing.trust import TrustedKey, TrustStore
-from tests import tiny_kohya as kohya
-from tests import tiny_pipelines as tiny
+from tests.support import tiny_kohya as kohya
+from tests.support import tiny_pipelines as tiny
 
 Signer = Callable[..., Path]
 SD3_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "to_add_out", "ff.net.0.proj"]
@@ -133,7 +133,7 @@ def signed(tmp_path: Path, acme_key: PrivateKey) -> Signer:
             "creators": [{"name": "Ada Ink", "role": "trainer"}],
             **manifest,
         }
-        Path(f"{path}.sig").write_bytes(sign_file(path, ManifestDraft.from_dict(draft), acme_key))
+        Path(f"{path}.sig").write_bytes(sign_file(path, ManifestDraft.from_json(draft), acme_key))
         return path
 
     return _sign

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from safetensors.torch import load, save
 
+from lorareg.adapter.safetensors import parse_header, read_scalars
 from lorareg.loader.family import detect_family
 from lorareg.loader.structure import adapter_targets, check_structure
-from lorareg.safetensors import parse_header, read_scalars
-from tests import tiny_pipelines as tiny
+from tests.support import tiny_pipelines as tiny
 
 
 @pytest.fixture(scope="module")

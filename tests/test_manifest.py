@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from lorareg.adapter.facts.model import AdapterFacts
+from lorareg.adapter.hashing import FileHashes
 from lorareg.errors import InputError, PayloadTooLargeError, UnprocessableError
-from lorareg.facts.model import AdapterFacts
-from lorareg.hashing import FileHashes
 from lorareg.manifest import (
     Manifest,
     ManifestDraft,
@@ -83,7 +83,7 @@ def test_round_trip_toml_to_manifest_to_json_to_manifest_is_lossless() -> None:
     again = Manifest.from_json_bytes(manifest.to_canonical_json())
     assert again == manifest
     assert again.to_canonical_json() == manifest.to_canonical_json()
-    assert Manifest.from_dict(manifest.to_dict()) == manifest
+    assert Manifest.from_json(manifest.to_json()) == manifest
 
 
 def test_complete_manifest_written_as_toml_parses_to_the_same_manifest() -> None:
@@ -136,7 +136,7 @@ def test_absent_optional_values_are_omitted_and_lists_always_written() -> None:
         data.pop(key)
     data["adapter"].pop("alpha")
     data["adapter"].pop("rank")
-    parsed = json.loads(Manifest.from_dict(data).to_canonical_json())
+    parsed = json.loads(Manifest.from_json(data).to_canonical_json())
     assert "description" not in parsed and "dataset" not in parsed and "alpha" not in parsed["adapter"]
     assert parsed["tags"] == [] and parsed["creators"] == [] and parsed["trigger_words"] == []
 
@@ -356,7 +356,7 @@ def test_hostile_manifest_is_refused_with_its_field_path(mutate: Mutation, messa
     data = complete_dict()
     mutate(data)
     with pytest.raises(InputError, match=message):
-        Manifest.from_dict(data)
+        Manifest.from_json(data)
     with pytest.raises(InputError, match=message):
         Manifest.from_json_bytes(json.dumps(data).encode())
 
@@ -433,7 +433,7 @@ def test_completion_fills_every_file_fact_from_the_file() -> None:
 def test_file_without_rank_or_alpha_leaves_them_out() -> None:
     manifest = complete_example(rank=None, alpha=None, ranks=())
     assert manifest.adapter.rank is None and manifest.adapter.alpha is None
-    assert "rank" not in manifest.to_dict()["adapter"]
+    assert "rank" not in manifest.to_json()["adapter"]
 
 
 def test_draft_without_created_gets_the_completion_time() -> None:
@@ -443,7 +443,7 @@ def test_draft_without_created_gets_the_completion_time() -> None:
         ManifestDraft.from_toml(text), facts=FACTS, hashes=HASHES, size=SIZE, now=now
     )
     assert manifest.created == now
-    assert manifest.to_dict()["created"] == "2026-01-02T03:04:05Z"
+    assert manifest.to_json()["created"] == "2026-01-02T03:04:05Z"
 
 
 def test_draft_still_refuses_unknown_fields_and_requires_provenance() -> None:

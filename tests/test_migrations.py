@@ -24,7 +24,8 @@ from alembic.script import ScriptDirectory
 from sqlmodel import SQLModel
 
 from lorareg.errors import InputError, StorageError
-from lorareg.registry import db, schema
+from lorareg.registry import db
+from lorareg.registry.db import migrate as schema
 from tests.fixtures.services import free_port
 
 SYNTHETIC_REVISIONS = {

@@ -22,8 +22,8 @@ from PIL import Image
 from lorareg import load_verified_lora, save_image
 from lorareg.manifest import ManifestDraft
 from lorareg.signing.sign import sign_file
-from tests import tiny_pipelines as tiny
 from tests.fixtures.server import draft_manifest
+from tests.support import tiny_pipelines as tiny
 
 CLI_TIMEOUT_S = 60
 
@@ -46,7 +46,7 @@ def publish(live_server: Any, data: bytes, name: str, version: str = "1.0.0") ->
     path = live_server.work_dir / f"{name.replace('/', '_')}-{version}.safetensors"
     path.write_bytes(data)
     bundle = sign_file(
-        path, ManifestDraft.from_dict(draft_manifest(name, version)), live_server.publisher_keys[namespace]
+        path, ManifestDraft.from_json(draft_manifest(name, version)), live_server.publisher_keys[namespace]
     )
     with live_server.client(token) as client:
         client.publish(path, bundle)

@@ -13,7 +13,7 @@ from lorareg.errors import AuthError, ConflictError, ForbiddenError, InputError
 from lorareg.registry.auth import parse_duration
 from lorareg.registry.db import Token
 from lorareg.registry.service import Registry, open_registry
-from lorareg.revocation import verify_revocation_list
+from lorareg.signing.revocation import verify_revocation_list
 from tests.fixtures.registry import Publisher
 
 

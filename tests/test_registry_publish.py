@@ -17,12 +17,12 @@ from lorareg.errors import (
     VerificationError,
 )
 from lorareg.registry.auth import Principal
+from lorareg.registry.blobs import FilesystemStore
 from lorareg.registry.db import Blob, Version
 from lorareg.registry.service import Registry
-from lorareg.registry.storage import FilesystemStore
-from lorareg.revocation import verify_revocation_list
 from lorareg.signing.bundle import Bundle
 from lorareg.signing.keys import generate
+from lorareg.signing.revocation import verify_revocation_list
 from tests.fixtures.registry import Publisher, build_adapter, make_publisher
 
 
@@ -46,7 +46,7 @@ def _nothing_left(registry: Registry, digest: str) -> None:
 def test_publish_stores_countersigns_and_logs(registry: Registry, publisher: Publisher) -> None:
     built = publisher.build(version="1.2.0")
     blob, created = registry.upload_blob(built.sha256, built.chunks(), principal=publisher.principal)
-    assert created and blob.size == len(built.data) and blob.hashes() == built.hashes.to_dict()
+    assert created and blob.size == len(built.data) and blob.hashes() == built.hashes.to_json()
     record = registry.publish("acme/pixel-art", built.bundle, principal=publisher.principal)
     assert (record.name, record.version, record.status) == ("acme/pixel-art", "1.2.0", "active")
     assert record.signers == (publisher.key.key_id, registry.key.key_id)
@@ -228,7 +228,7 @@ def test_revocation_is_signed_into_a_new_list(
 def test_log_proves_every_change_against_a_signed_head(
     registry: Registry, publisher: Publisher, reviewer: Principal
 ) -> None:
-    from lorareg.registry import tlog
+    from lorareg.signing import merkle as tlog
 
     first = publisher.publish(version="1.0.0")
     registry.yank("acme/pixel-art", "1.0.0", principal=publisher.principal)

@@ -20,7 +20,7 @@ from sqlmodel import func, select
 
 from lorareg.registry.db import Blob, TlogLeaf, Version
 from lorareg.registry.service import KEY_FILE
-from lorareg.revocation import verify_revocation_list
+from lorareg.signing.revocation import verify_revocation_list
 from tests.fixtures.deployments import Deployment, ServeProcess
 from tests.fixtures.registry import BuiltAdapter, Publisher, build_adapter, make_publisher
 from tests.fixtures.services import S3Bucket

@@ -9,14 +9,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from lorareg.errors import VerificationError
-from lorareg.revocation import (
+from lorareg.signing.keys import PrivateKey, generate
+from lorareg.signing.revocation import (
     RevocationList,
     RevokedDigest,
     format_time,
     sign_revocation_list,
     verify_revocation_list,
 )
-from lorareg.signing.keys import PrivateKey, generate
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(hours=24)

@@ -25,14 +25,14 @@ from typing import Any
 
 import pytest
 
-from lorareg.cache import BlobCache
+from lorareg.client.cache import BlobCache
+from lorareg.demo.samples import sample_adapter_bytes
 from lorareg.errors import VerificationError
 from lorareg.manifest import ManifestDraft
-from lorareg.revocation import RevocationList, RevokedDigest, sign_revocation_list
-from lorareg.samples import sample_adapter_bytes
 from lorareg.server.config import Settings
 from lorareg.signing.keys import PrivateKey, generate
 from lorareg.signing.policy import Policy
+from lorareg.signing.revocation import RevocationList, RevokedDigest, sign_revocation_list
 from lorareg.signing.sign import countersign, sign_file
 from lorareg.signing.trust import TrustStore
 from tests.fixtures.server import draft_manifest, run_server
@@ -79,9 +79,9 @@ def _studio(tmp_path: Path, *, max_revocation_age: str | None, trust_registry: b
     registry_key, publisher = generate(), generate()
     adapter = tmp_path / "ink.safetensors"
     adapter.write_bytes(sample_adapter_bytes("sdxl", seed=11))
-    bundle = sign_file(adapter, ManifestDraft.from_dict(draft_manifest("acme/ink", "1.0.0")), publisher)
+    bundle = sign_file(adapter, ManifestDraft.from_json(draft_manifest("acme/ink", "1.0.0")), publisher)
     Path(f"{adapter}.sig").write_bytes(countersign(bundle, registry_key))
-    policy = Policy.from_dict({"max_revocation_age": max_revocation_age} if max_revocation_age else {})
+    policy = Policy.from_json({"max_revocation_age": max_revocation_age} if max_revocation_age else {})
     trust = TrustStore((), policy).with_key(
         publisher.public_key, label="acme", role="publisher", namespace="acme"
     )
@@ -285,7 +285,7 @@ def test_revoked_adapter_is_refused_offline_from_cache(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     from lorareg import load_verified_lora, unload_lora
     from lorareg.client import Client
-    from tests import tiny_pipelines as tiny
+    from tests.support import tiny_pipelines as tiny
 
     pipe = tiny.sd_pipeline()
     adapter = tmp_path / "ink.safetensors"
@@ -296,7 +296,7 @@ def test_revoked_adapter_is_refused_offline_from_cache(tmp_path: Path) -> None:
     )
     with _live(tmp_path) as server:
         token = server.add_publisher("acme")
-        draft = ManifestDraft.from_dict(draft_manifest("acme/ink", "1.0.0"))
+        draft = ManifestDraft.from_json(draft_manifest("acme/ink", "1.0.0"))
         with server.client(token) as publisher:
             publisher.publish(adapter, sign_file(adapter, draft, server.publisher_keys["acme"]))
         trust, _ = server.trust()

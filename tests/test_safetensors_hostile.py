@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from lorareg.errors import InputError
-from lorareg.safetensors import (
+from lorareg.adapter.safetensors import (
     MAX_METADATA_ENTRIES,
     MAX_METADATA_VALUE_BYTES,
     MAX_NAME_BYTES,
@@ -29,7 +28,8 @@ from lorareg.safetensors import (
     parse_header,
     read_header,
 )
-from tests.safetensors_builders import entry, safetensors_bytes, valid_lora_bytes
+from lorareg.errors import InputError
+from tests.support.safetensors_builders import entry, safetensors_bytes, valid_lora_bytes
 
 TIME_LIMIT_S = 2.0
 # A few copies of the largest header MAX_HEADER_BYTES admits, whatever size the file claims.
@@ -295,7 +295,7 @@ def test_hostile_file_is_refused_quickly_in_bounded_memory(case: Hostile, hostil
 _CHILD = """
 import sys
 from lorareg.errors import InputError
-from lorareg.safetensors import read_header
+from lorareg.adapter.safetensors import read_header
 try:
     read_header(sys.argv[1])
 except InputError:

@@ -15,9 +15,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lorareg.adapter.safetensors import SafetensorsHeader, parse_header, read_header, read_scalars
 from lorareg.errors import InputError
-from lorareg.safetensors import SafetensorsHeader, parse_header, read_header, read_scalars
-from tests.safetensors_builders import safetensors_bytes, valid_lora_bytes
+from tests.support.safetensors_builders import safetensors_bytes, valid_lora_bytes
 
 VALID = valid_lora_bytes()
 FAST = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])

@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from lorareg.errors import InputError, NotFoundError
-from lorareg.foreign_formats import PICKLE_SUFFIXES
-from lorareg.safetensors import (
+from lorareg.adapter.foreign_formats import PICKLE_SUFFIXES
+from lorareg.adapter.safetensors import (
     DTYPE_BITS,
     MAX_HEADER_BYTES,
     TensorInfo,
@@ -22,7 +21,8 @@ from lorareg.safetensors import (
     read_header,
     read_scalars,
 )
-from tests.safetensors_builders import entry, header_bytes, safetensors_bytes, valid_lora_bytes, write
+from lorareg.errors import InputError, NotFoundError
+from tests.support.safetensors_builders import entry, header_bytes, safetensors_bytes, valid_lora_bytes, write
 
 _SLACK = 4  # bytes
 

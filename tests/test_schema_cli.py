@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from lorareg.errors import StorageError
-from lorareg.registry import schema
+from lorareg.registry.db import migrate as schema
 from lorareg.registry.service import default_database_url, open_registry
 
 FIRST, HEAD = "0001", schema.head_revision()

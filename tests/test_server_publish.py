@@ -41,14 +41,14 @@ def test_publish_search_pull_verify_round_trip(live_server: LiveServer) -> None:
     assert pulled.read_bytes() == path.read_bytes()
     assert pulled.with_name(pulled.name + ".sig").is_file()
 
-    from lorareg.hashing import hash_file
-    from lorareg.inspect import inspect_file
+    from lorareg.adapter.hashing import hash_file
+    from lorareg.adapter.inspect import inspect_file
     from lorareg.signing.verify import verify_bundle
 
     verified = verify_bundle(
         pulled.with_name(pulled.name + ".sig").read_bytes(),
         file_size=pulled.stat().st_size,
-        file_digests=hash_file(pulled).to_dict(),
+        file_digests=hash_file(pulled).to_json(),
         file_facts=inspect_file(pulled, with_hashes=False).facts,
         trust=trust,
         policy=policy,

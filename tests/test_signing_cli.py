@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.keys import KeyFiles, foreign_key_pems
-from tests.lora_factory import write_adapter
+from tests.support.lora_factory import write_adapter
 from tests.test_signing_interop import MANIFEST_TOML
 
 

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from lorareg.manifest_json import canonical_json
+from lorareg.manifest.canonical import canonical_json
 from lorareg.signing.policy import Policy
 from lorareg.signing.sign import countersign
 from lorareg.signing.trust import TrustStore
 from tests.fixtures.keys import KeyFiles
-from tests.lora_factory import write_adapter
+from tests.support.lora_factory import write_adapter
 
 MANIFEST_TOML = """\
 name = "acme/pixel-art"

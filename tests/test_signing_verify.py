@@ -1,6 +1,7 @@
 """The verifier, attack by attack: each test tampers with one thing and asserts the specific reason.
 
-Adapters come from ``tests.lora_factory`` (real SDXL kohya layout, rank 2); keys from ``tests.fixtures.keys``;
+Adapters come from ``tests.support.lora_factory`` (real SDXL kohya layout, rank 2); keys from
+``tests.fixtures.keys``;
 the trust store and policy are the real ones. Attacks that need a well-signed but malicious statement (two
 subjects, wrong predicate type, duplicate keys) are signed by the trusted publisher key itself: they test the
 parser behind a valid signature, the case where a key signed something it should not have.
@@ -18,8 +19,8 @@ from typing import Any
 import pytest
 
 from lorareg.errors import ConflictError, VerificationError
-from lorareg.manifest_complete import ManifestDraft
-from lorareg.manifest_json import canonical_json
+from lorareg.manifest.canonical import canonical_json
+from lorareg.manifest.drafting import ManifestDraft
 from lorareg.signing.bundle import MAX_BUNDLE_BYTES
 from lorareg.signing.filecheck import verify_file
 from lorareg.signing.keys import PrivateKey, generate
@@ -28,7 +29,7 @@ from lorareg.signing.sign import countersign, sign_file
 from lorareg.signing.trust import TrustStore
 from lorareg.signing.verify import NO_MANIFEST_REASON, VerifiedManifest
 from tests.fixtures.keys import KeyFiles
-from tests.lora_factory import write_adapter
+from tests.support.lora_factory import write_adapter
 
 DRAFT = {
     "name": "acme/pixel-art",
@@ -75,7 +76,7 @@ def signed(tmp_path: Path, publisher_key: KeyFiles, registry_key: KeyFiles) -> C
             k: (v | draft[k] if isinstance(v, dict) and k in draft else draft.get(k, v))
             for k, v in DRAFT.items()
         }
-        bundle = sign_file(path, ManifestDraft.from_dict(values), publisher_key.key)
+        bundle = sign_file(path, ManifestDraft.from_json(values), publisher_key.key)
         trust = TrustStore(policy=policy or Policy())
         trust = trust.with_key(publisher_key.key.public_key, label="acme", role="publisher", namespace="acme")
         trust = trust.with_key(registry_key.key.public_key, label="registry", role="registry", namespace=None)

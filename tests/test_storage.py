@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lorareg.errors import InputError, NotFoundError
-from lorareg.registry.storage import READ_CHUNK_BYTES, FilesystemStore, open_store
+from lorareg.registry.blobs import READ_CHUNK_BYTES, FilesystemStore, open_store
 
 DATA = bytes(range(256)) * 9000  # ~2.2 MiB: more than two read chunks
 DIGEST = hashlib.sha256(DATA).hexdigest()

@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 
 from lorareg.errors import InputError, NotFoundError, StorageError, UnprocessableError
-from lorareg.registry import s3
-from lorareg.registry.s3 import MIN_PART_BYTES, S3Store, open_s3_store
-from lorareg.registry.storage import BlobStore, FilesystemStore, open_store
+from lorareg.registry.blobs import BlobStore, FilesystemStore, open_store, s3
+from lorareg.registry.blobs.s3 import MIN_PART_BYTES, S3Store, open_s3_store
 from tests.fixtures.services import S3Bucket
 
 MIB = 2**20

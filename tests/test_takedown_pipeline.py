@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from lorareg.errors import VerificationError
-from lorareg.revocation import RevocationList, RevokedDigest, sign_revocation_list
+from lorareg.signing.revocation import RevocationList, RevokedDigest, sign_revocation_list
 from tests.fixtures.server import LiveServer
 
 LORAREG = [sys.executable, "-m", "lorareg"]

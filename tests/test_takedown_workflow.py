@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from lorareg.errors import ConflictError, ForbiddenError, GoneError, RateLimitedError
 from lorareg.registry.service import open_registry
 from lorareg.registry.takedown import RATE_LIMIT_REQUESTS, Takedowns
-from lorareg.revocation import RevocationList, verify_revocation_list
 from lorareg.server.app import create_app
 from lorareg.server.config import Settings
+from lorareg.signing.revocation import RevocationList, verify_revocation_list
 from tests.fixtures.web import WebSite
 
 GOOD = {

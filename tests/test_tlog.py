@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from lorareg.errors import InputError, VerificationError
-from lorareg.registry import tlog
+from lorareg.signing import merkle as tlog
 from lorareg.signing.keys import generate
 
 MAX_N = 20

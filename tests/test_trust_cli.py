@@ -16,8 +16,8 @@ import pytest
 
 from lorareg.signing.keys import generate
 from lorareg.signing.trust import load_trust
-from tests.cli_runner import run_main
 from tests.fixtures.keys import KeyFiles
+from tests.support.cli_runner import run_main
 
 
 class _TTYInput(io.StringIO):

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageDraw
 
-from lorareg.demo import DemoSeed, seed_demo
+from lorareg.demo.catalogue import DemoSeed, seed_demo
 from lorareg.registry.previews import Previews
 from lorareg.signing.keys import load_public_key
 from lorareg.signing.policy import Policy

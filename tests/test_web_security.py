@@ -10,17 +10,17 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from lorareg.facts import compute_facts
-from lorareg.hashing import StreamHasher
+from lorareg.adapter.facts import compute_facts
+from lorareg.adapter.hashing import StreamHasher
+from lorareg.adapter.safetensors import parse_header, read_scalars
 from lorareg.manifest import ManifestDraft, complete_manifest
 from lorareg.registry.service import open_registry
-from lorareg.safetensors import parse_header, read_scalars
 from lorareg.server.app import create_app
 from lorareg.server.config import Settings
 from lorareg.signing.sign import sign_manifest
 from tests.fixtures.registry import draft_manifest
 from tests.fixtures.web import WebSite
-from tests.lora_factory import adapter_bytes
+from tests.support.lora_factory import adapter_bytes
 
 SCRIPT = "<script>alert(1)</script>"
 BREAKOUT = "\"'><img src=x onerror=alert(2)>"
@@ -36,14 +36,14 @@ def _publish_hostile(web: WebSite, **manifest: Any) -> None:
     hasher = StreamHasher()
     hasher.update(data)
     hashes = hasher.finish()
-    draft = ManifestDraft.from_dict(draft_manifest("acme/hostile", "1.0.0", **manifest))
+    draft = ManifestDraft.from_json(draft_manifest("acme/hostile", "1.0.0", **manifest))
     done = complete_manifest(
         draft, facts=compute_facts(header, read_scalars(data, header)), hashes=hashes, size=len(data)
     )
     bundle = sign_manifest(
         subject_name="hostile.safetensors",
         sha256=hashes.sha256,
-        manifest=done.to_dict(),
+        manifest=done.to_json(),
         key=web.publisher.key,
     )
     web.registry.upload_blob(hashes.sha256, iter([data]), principal=web.publisher.principal)

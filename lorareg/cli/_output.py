@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-NO_HASH_TEXT = "n/a (file under 2 MiB)"  # the one hash that can be absent: AutoV1 (lorareg.hashing)
+NO_HASH_TEXT = "n/a (file under 2 MiB)"  # the one hash that can be absent: AutoV1 (lorareg.adapter.hashing)
 
 
 def print_json(data: Any) -> None:

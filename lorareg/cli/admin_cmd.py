@@ -18,7 +18,7 @@ import typer
 from lorareg.cli._output import print_json, safe_text
 
 if TYPE_CHECKING:
-    from lorareg.registry.service import Registry
+    from lorareg.registry import Registry
 
 _DATA_HELP = "Data directory (database, blobs, registry key). Default: LORAREG_HOME or ./lorareg-data."
 _ROLES_HELP = "admin, reviewer or publisher"
@@ -84,7 +84,7 @@ def token_create(
     as_json: bool = JsonOption,
 ) -> None:
     """Create an API token and print it (once)."""
-    from lorareg.registry.auth import parse_duration
+    from lorareg.registry import parse_duration
 
     until = None if expires is None else datetime.now(UTC) + parse_duration(expires)
     issued = _open(data).create_token(role=role, namespace=namespace, expires=until, user=user)
@@ -157,15 +157,14 @@ def migrate(data: Path | None = DataOption, as_json: bool = JsonOption) -> None:
     Run it once per upgrade, from one machine, after a backup; replicas that start on an older schema
     refuse to run until it is done. Concurrent runs on PostgreSQL wait for each other.
     """
-    from lorareg.registry import schema
-    from lorareg.registry.service import default_database_url
+    from lorareg.registry import current_schema_revision, default_database_url, upgrade_schema
     from lorareg.server.config import settings_from_env
 
     settings = settings_from_env().with_overrides(home=data)
     settings.home.mkdir(parents=True, exist_ok=True)
     url = settings.database_url or default_database_url(settings.home)
-    before = schema.current_revision(url)
-    after = schema.upgrade(url)
+    before = current_schema_revision(url)
+    after = upgrade_schema(url)
     if as_json:
         print_json({"from": before, "to": after})
         return
@@ -188,7 +187,7 @@ def gc(
     Keep the grace period longer than any upload takes: a younger leftover may be another replica's
     upload in progress. ``serve`` runs the same collection at start-up (LORAREG_GC_GRACE_S, default 1 day).
     """
-    from lorareg.registry.auth import parse_duration
+    from lorareg.registry import parse_duration
 
     grace = parse_duration(older_than).total_seconds()
     report = _open(data).collect_garbage(older_than_s=grace)

@@ -1,6 +1,7 @@
 """CLI: ``lorareg inspect FILE`` (facts and hashes of an adapter) and ``lorareg dataset-hash DIR``.
 
-Commands parse, call ``lorareg.inspect`` / ``lorareg.dataset`` and print. Every string that comes from the
+Commands parse, call ``lorareg.adapter.inspect`` / ``lorareg.adapter.dataset`` and print. Every string that
+comes from the
 file (metadata, tensor names, claim messages quoting metadata) goes through ``safe_text`` and is printed as a
 rich ``Text`` (never parsed as markup), so a hostile file cannot move the cursor, clear the screen or
 reorder text with bidi overrides.
@@ -18,8 +19,8 @@ from lorareg.cli._output import hash_rows, print_json, safe_text
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from lorareg.dataset import DatasetDigest
-    from lorareg.inspect import Inspection
+    from lorareg.adapter.dataset import DatasetDigest
+    from lorareg.adapter.inspect import Inspection
 
 SHOWN_TARGETS = 8  # targets listed in the human output; --json has them all
 SHOWN_VALUE_CHARS = 200  # metadata values are cut in the human output; --json has them whole
@@ -41,7 +42,7 @@ def inspect(
     Facts come from tensor names and shapes; the file's metadata is shown as untrusted text, and metadata
     that contradicts the tensors or the hashes is flagged.
     """
-    from lorareg.inspect import inspect_file
+    from lorareg.adapter.inspect import inspect_file
 
     result = inspect_file(file, with_hashes=not no_hashes)
     if as_json:
@@ -59,7 +60,7 @@ def dataset_hash(
 
     The exact byte format is in docs/dataset-hash.md; --list prints the listing that is hashed.
     """
-    from lorareg.dataset import dataset_hash as compute
+    from lorareg.adapter.dataset import dataset_hash as compute
 
     digest = compute(directory)
     if show_list:
@@ -97,7 +98,7 @@ def _print_inspection(result: Inspection) -> None:
     if len(f.targets) > SHOWN_TARGETS:
         rows.append(("", f"… {len(f.targets) - SHOWN_TARGETS} more (--json lists all)"))
     if result.hashes is not None:
-        rows += hash_rows(result.hashes.to_dict())
+        rows += hash_rows(result.hashes.to_json())
     rows += [("flagged claim", c.message) for c in result.claims]
     rows += [("note", n) for n in f.notes]
     for key, value in result.header.metadata.items():

@@ -17,7 +17,7 @@ import typer
 from lorareg.cli._output import print_json, safe_text
 
 if TYPE_CHECKING:
-    from lorareg.image_provenance import AdapterStatus
+    from lorareg.images.provenance import AdapterStatus
 
 
 def register(app: typer.Typer) -> None:
@@ -33,7 +33,7 @@ def provenance(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Report the adapters an image claims and, with a registry, their current status."""
-    from lorareg.image_provenance import current_status, read_provenance
+    from lorareg.images.provenance import current_status, read_provenance
 
     claimed = read_provenance(image)
     statuses = None

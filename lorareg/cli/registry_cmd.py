@@ -1,7 +1,7 @@
 """Registry commands: ``publish``, ``pull``, ``search``, ``show``, ``yank``, ``unyank``.
 
-Each command parses its options, calls :class:`lorareg.client.Client` (and ``lorareg.signing`` to sign
-before publishing) and prints; all checks live in the library. The registry URL and token come from
+Each command parses its options, calls :class:`lorareg.client.Client` (and ``lorareg.signing`` to
+sign before publishing) and prints; all checks live in the library. The registry URL and token come from
 ``--registry``/``--token`` or ``LORAREG_REGISTRY``/``LORAREG_TOKEN``. Progress bars go to stderr so that
 stdout carries only the result (a ref and digest, a path, or JSON).
 """
@@ -20,7 +20,7 @@ from lorareg.cli._files import read_input_file, require_file
 from lorareg.cli._output import hash_rows, print_json, safe_text
 
 if TYPE_CHECKING:
-    from lorareg.client import Progress
+    from lorareg.client.api_client import Progress
 
 DEFAULT_REGISTRY = "http://127.0.0.1:8000"
 
@@ -51,7 +51,7 @@ def publish(
     """Sign FILE with its manifest and upload it (and any previews); print name@version and the sha256."""
     from lorareg.cli.signing_cmd import load_signing_key
     from lorareg.client import Client
-    from lorareg.manifest_complete import ManifestDraft
+    from lorareg.manifest.drafting import ManifestDraft
     from lorareg.signing.sign import sign_file
 
     for image in preview:  # before anything is uploaded: a typo must not leave a version without previews

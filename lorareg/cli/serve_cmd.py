@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from lorareg.registry.service import Registry
+    from lorareg.registry import Registry
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -69,7 +69,7 @@ def serve(
 
 
 def _seed_and_print(registry: Registry, home: Path, url: str) -> None:
-    from lorareg.demo import seed_demo
+    from lorareg.demo.catalogue import seed_demo
 
     seed = seed_demo(registry, home)
     typer.echo(f"demo catalogue: {seed.published} adapters published now, {seed.existing} already there")

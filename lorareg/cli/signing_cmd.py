@@ -4,7 +4,7 @@ Passphrases come from ``LORAREG_KEY_PASSWORD`` or, only when stdin is a terminal
 a command never waits on a prompt that no one can answer. ``verify`` exits 0 when verified, 1 when refused
 (every reason printed), 2 on unusable input (missing file, unreadable trust file), per ``DESIGN.md``. It
 checks revocations with the registry's current list when a registry is named (``--registry`` or
-``LORAREG_REGISTRY``), else with the newest list the client cache holds (``lorareg.client_revocations``),
+``LORAREG_REGISTRY``), else with the newest list the client cache holds (``lorareg.client.revocations``),
 and says which list it used.
 """
 
@@ -22,7 +22,7 @@ from lorareg.cli._output import print_json, safe_text
 from lorareg.errors import InputError, VerificationError
 
 if TYPE_CHECKING:
-    from lorareg.client_revocations import CheckedRevocations
+    from lorareg.client.revocations import CheckedRevocations
     from lorareg.signing.keys import PrivateKey
     from lorareg.signing.policy import Policy
     from lorareg.signing.trust import TrustStore
@@ -73,7 +73,7 @@ def sign(
     out: Path | None = typer.Option(None, "--out", "--envelope", help="Signature file (default FILE.sig)."),
 ) -> None:
     """Sign FILE with its manifest (file facts are computed, never copied) and write FILE.sig."""
-    from lorareg.manifest_complete import ManifestDraft
+    from lorareg.manifest.drafting import ManifestDraft
     from lorareg.signing.sign import sign_file
 
     private_key = load_signing_key(key)
@@ -107,7 +107,7 @@ def verify(
     ),
 ) -> None:
     """Verify FILE against its signature file, trust file, policy and revocations; exit 1 if refused."""
-    from lorareg.client_revocations import current_revocations
+    from lorareg.client.revocations import current_revocations
     from lorareg.signing.filecheck import verify_file
 
     store, policy = _load_trust(trust, keys)
@@ -128,7 +128,7 @@ def verify(
         _print_refusal(file, refused, checked, as_json=as_json)
         raise typer.Exit(1) from None
     if reasons:  # the file verified, but the revocation list could not be trusted
-        manifest = result.manifest.to_dict() if result.manifest is not None else None
+        manifest = result.manifest.to_json() if result.manifest is not None else None
         signers = [s.to_json() for s in result.signers]
         refused = VerificationError(reasons, signers=signers, manifest=manifest)
         _print_refusal(file, refused, checked, as_json=as_json)
@@ -160,7 +160,7 @@ def _load_trust(path: Path | None, extra_keys: list[Path]) -> tuple[TrustStore, 
 def _print_verified(
     file: Path, result: VerifiedManifest, checked: CheckedRevocations | None, *, as_json: bool
 ) -> None:
-    manifest = result.manifest.to_dict() if result.manifest is not None else None
+    manifest = result.manifest.to_json() if result.manifest is not None else None
     signers = [s.to_json() for s in result.signers]
     notes = [*result.notes, *([checked.note] if checked is not None and checked.note else [])]
     if as_json:

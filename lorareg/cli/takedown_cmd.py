@@ -10,7 +10,8 @@ The forms scripts rely on (docs/web.md)::
     lorareg takedown decide ID --uphold|--reject|--more-info --reason TEXT [--all-versions]
 
 Registry and token come from ``--registry``/``--token`` or ``LORAREG_REGISTRY``/``LORAREG_TOKEN``. Commands
-parse, call :class:`lorareg.client.Client` and print; the workflow lives in ``lorareg.registry.takedown``.
+parse, call :class:`lorareg.client.Client` and print; the workflow lives in
+``lorareg.registry.takedown``.
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ def add_registry(
     trust: Path | None = typer.Option(None, "--trust", help=_TRUST_HELP),
 ) -> None:
     """Fetch a registry's keys (URL/api/v1/keys), show their fingerprints, trust them once confirmed."""
-    from lorareg.manifest_schema import url as url_check
+    from lorareg.manifest.fields import url as url_check
     from lorareg.signing.trust import parse_registry_keys
 
     base = url_check(max_chars=2048)(url.rstrip("/"), "URL")
@@ -89,7 +89,7 @@ def list_keys(
     """List the trusted keys."""
     path, store = _load(trust)
     if as_json:
-        print_json({"trust_file": str(path), "keys": [k.to_dict() for k in store.keys()]})
+        print_json({"trust_file": str(path), "keys": [k.to_json() for k in store.keys()]})
         return
     if not store.keys():
         typer.echo(f"no trusted keys in {safe_text(path)}")
@@ -119,7 +119,7 @@ def policy(
     from lorareg.signing.policy import DEFAULT_MAX_ADAPTERS, DEFAULT_MAX_WEIGHT
 
     path, store = _load(trust)
-    settings = store.policy.to_dict()
+    settings = store.policy.to_json()
     if as_json:
         print_json(settings)
         return

@@ -7,7 +7,7 @@ Modules: ``load`` (``load_verified_lora``, ``unload_lora``: the orchestration), 
 adapter, its signature file, the verified revocation list; no torch), ``family`` (the pipeline's base
 family from its classes and configs), ``structure`` (adapter keys mapped the way diffusers maps them, and
 compared module by module with the pipeline), ``stacking`` (how many adapters, how strong). Attribution
-records live in :mod:`lorareg.image_provenance`, which needs no torch.
+records live in :mod:`lorareg.images.provenance`, which needs no torch.
 """
 
 from __future__ import annotations

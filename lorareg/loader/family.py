@@ -29,7 +29,8 @@ _PIPELINE_NAME_FAMILIES = (
 
 @dataclass(frozen=True, slots=True)
 class PipelineFamily:
-    """A pipeline's family (one of ``lorareg.facts.FAMILIES``) and a short human account of the evidence."""
+    """A pipeline's family (one of ``lorareg.adapter.facts.FAMILIES``) and a short human account of the
+    evidence."""
 
     family: str
     evidence: str

@@ -19,7 +19,6 @@ policy reason applies, else ``IncompatibleAdapterError``. Until step 5 the pipel
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -29,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lorareg.adapter.hashing import new_hasher
 from lorareg.errors import IncompatibleAdapterError, InputError, NotFoundError, VerificationError
-from lorareg.image_provenance import PIPE_ATTRIBUTE, AdapterUse, forget_adapter, record_adapter
+from lorareg.images.provenance import PIPE_ATTRIBUTE, AdapterUse, forget_adapter, record_adapter
 from lorareg.loader.family import PipelineFamily, detect_family
 from lorareg.loader.source import AdapterSource, open_adapter
 from lorareg.loader.stacking import StackingWarning, stacking_problems
@@ -71,8 +71,8 @@ def load_verified_lora(
             cache, or a local path whose signature file is ``path + ".sig"`` (or ``signature``).
         weight: the adapter's weight (``set_adapters``).
         adapter_name: the diffusers adapter name; default from the manifest name (``acme_ink``).
-        registry: a registry URL or ``lorareg.client.Client``: pulls refs and supplies the revocation list.
-        trust: a ``TrustStore`` or the path of a trust file (default: the user's trust file).
+        registry: a registry URL or ``lorareg.client.Client``: pulls refs and supplies the
+        revocation list. trust: a ``TrustStore`` or the path of a trust file (default: the user's trust file).
         policy: a ``Policy``; default: the trust file's policy.
         signature: the signature file of a local path.
 
@@ -119,8 +119,8 @@ def unload_lora(pipe: Any, name: str) -> None:
 def _check(
     pipe: Any, source: AdapterSource, *, weight: float, adapter_name: str | None, trust: Any, policy: Any
 ) -> _Checked:
-    from lorareg.facts import compute_facts
-    from lorareg.safetensors import parse_header, read_scalars
+    from lorareg.adapter.facts import compute_facts
+    from lorareg.adapter.safetensors import parse_header, read_scalars
     from lorareg.signing.verify import verify_bundle
 
     digests = _bound_digest(source)
@@ -170,11 +170,9 @@ def _bound_digest(source: AdapterSource) -> dict[str, str]:
 
 
 def _digest(data: bytes, algorithm: str) -> str:
-    if algorithm == "blake3":
-        import blake3
-
-        return str(blake3.blake3(data, max_threads=blake3.blake3.AUTO).hexdigest())
-    return hashlib.new(algorithm, data).hexdigest()
+    hasher = new_hasher(algorithm, all_cores=True)
+    hasher.update(data)
+    return hasher.hexdigest()
 
 
 def _use_record(
@@ -219,11 +217,11 @@ def _signed_digests(manifest: Any) -> dict[str, str]:
 
 def _all_digests(data: bytes) -> dict[str, str]:
     """Every digest, computed: for a signature without a manifest, or a refused file's messages."""
-    from lorareg.hashing import StreamHasher
+    from lorareg.adapter.hashing import StreamHasher
 
     hasher = StreamHasher()
     hasher.update(data)
-    return {k: v for k, v in hasher.finish().to_dict().items() if v}
+    return {k: v for k, v in hasher.finish().to_json().items() if v}
 
 
 def _family_reasons(use: AdapterUse, fact_family: str, pipeline: PipelineFamily) -> list[str]:

@@ -5,9 +5,9 @@ reference ``namespace/name[@version]``, pulled through the client's verified con
 way the adapter file is read **once** into memory; everything after (hashing, header parsing, verification,
 tensor parsing) works on that one buffer, so no file can change between the check and the load.
 
-Revoked digests come from a revocation list verified here (signature by a trusted registry key, rollback
-against the newest version held, freeze by ``expires`` and the policy's maximum age): the registry's
-current list when it answers, else the newest list the client cache holds for it, re-verified. No torch.
+Revoked digests come from the client's one revocation lookup (``lorareg.client.revocations``): the
+registry's current list, verified, when it answers, else the newest list the client cache holds for it,
+re-verified. No torch.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-from lorareg.errors import InputError, NotFoundError, PayloadTooLargeError, RemoteError, VerificationError
+from lorareg.client import Client
+from lorareg.client.revocations import revocations_from
+from lorareg.errors import InputError, NotFoundError, PayloadTooLargeError
+from lorareg.signing.policy import Policy
+from lorareg.signing.trust import TrustStore
 
 MAX_ADAPTER_BYTES = 8 * 2**30  # an adapter larger than this is not read into memory
 MAX_SIGNATURE_BYTES = 1 * 2**20  # the registry's cap on a signature bundle
@@ -42,10 +44,10 @@ class AdapterSource:
 def open_adapter(
     ref: str | os.PathLike[str],
     *,
-    registry: Any | None,
+    registry: str | Client | None,
     signature: str | os.PathLike[str] | None,
-    trust: Any,
-    policy: Any,
+    trust: TrustStore,
+    policy: Policy,
 ) -> AdapterSource:
     """Read the adapter named by ``ref`` and everything needed to verify it.
 
@@ -91,7 +93,7 @@ def read_once(path: Path, *, limit: int, what: str) -> bytes:
 
 
 def _with_revocations(
-    label: str, path: Path, sig_path: Path, registry: Any | None, trust: Any, policy: Any
+    label: str, path: Path, sig_path: Path, registry: str | Client | None, trust: TrustStore, policy: Policy
 ) -> AdapterSource:
     data = read_once(path, limit=MAX_ADAPTER_BYTES, what="adapter file")
     bundle = read_once(sig_path, limit=MAX_SIGNATURE_BYTES, what="signature file")
@@ -101,56 +103,20 @@ def _with_revocations(
         unchecked = "no registry given: revocation was not checked"
         return AdapterSource(label, data, bundle, notes=(unchecked,))
     with _client(registry) as client:
-        revocations, offline = _revocation_list(client, trust, policy)
-    revoked = {r.sha256: r.reason for r in revocations.revoked}
-    return AdapterSource(label, data, bundle, revoked, revocations.version, (offline,) if offline else ())
-
-
-def _revocation_list(client: Any, trust: Any, policy: Any) -> tuple[Any, str | None]:
-    """The registry's list, verified; when it cannot be reached, the newest verified list in the cache."""
-    max_age = _max_age(policy)
-    try:
-        return client.verified_revocations(trust, max_age=max_age), None
-    except RemoteError as e:
-        offline = e
-    held = getattr(client.cache, "held_revocation_list", None)
-    envelope = held(client.registry_url) if held is not None else None
-    if envelope is None:
-        raise VerificationError(
-            [f"revocation list unavailable: registry unreachable ({offline}) and no list cached for it"]
-        ) from offline
-    from lorareg.revocation import verify_revocation_list
-
-    revocations = verify_revocation_list(
-        envelope,
-        trust.registry_keys(),
-        held_version=client.cache.held_revocation_version(client.registry_url),
-        now=datetime.now(UTC),
-        max_age=max_age,
-    )
-    return revocations, f"registry unreachable; used cached revocation list version {revocations.version}"
-
-
-def _max_age(policy: Any) -> timedelta | None:
-    value = getattr(policy, "max_revocation_age", None)
-    if value is None or isinstance(value, timedelta):
-        return value
-    return timedelta(seconds=float(value))
+        checked = revocations_from(client, trust, max_age=policy.max_revocation_age)
+    version = checked.revocations.version if checked.revocations is not None else None
+    notes = (checked.note,) if checked.note else ()
+    return AdapterSource(label, data, bundle, checked.revoked(), version, notes)
 
 
 class _client:
     """A context around a registry argument: a URL opens (and closes) a Client; a Client is borrowed."""
 
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: str | Client) -> None:
         self._owned = isinstance(registry, str)
-        if self._owned:
-            from lorareg.client import Client
+        self._client = Client(registry) if isinstance(registry, str) else registry
 
-            self._client: Any = Client(registry)
-        else:
-            self._client = registry
-
-    def __enter__(self) -> Any:
+    def __enter__(self) -> Client:
         return self._client
 
     def __exit__(self, *exc: object) -> None:

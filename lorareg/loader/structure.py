@@ -26,7 +26,7 @@ from diffusers.utils.state_dict_utils import (
 )
 from torch.overrides import TorchFunctionMode
 
-from lorareg.safetensors import SafetensorsHeader
+from lorareg.adapter.safetensors import SafetensorsHeader
 
 MAX_NAMED_MODULES = 5  # module names quoted in one refusal reason before "(+N more)"
 _DOWN_SUFFIX = ".lora_A.weight"  # peft names, which every diffusers loading path converts to

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from lorareg.errors import AuthError, ConflictError, InputError, NotFoundError
-from lorareg.manifest_ids import check_namespace
+from lorareg.manifest.ids import check_namespace
 from lorareg.registry import auth
 from lorareg.registry.db import Database, Namespace, PublisherKey, Token, User, utcnow
 from lorareg.registry.records import IssuedToken, PublisherKeyRecord, TokenRecord, UserRecord

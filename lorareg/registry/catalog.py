@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from lorareg.errors import InputError, NotFoundError
-from lorareg.manifest_ids import check_name
-from lorareg.registry.db import Adapter, Blob, Revocation, TlogLeaf, Version
+from lorareg.manifest.ids import RELEASE_MARK, check_name
+from lorareg.registry.db import Adapter, Blob, Derivation, Revocation, TlogLeaf, Version
 from lorareg.registry.records import (
     AdapterRecord,
     BlobRecord,
@@ -26,7 +26,6 @@ from lorareg.registry.records import (
     VersionStatus,
     VersionSummary,
 )
-from lorareg.registry.semver import RELEASE_MARK
 
 MIN_AUTOV3_PREFIX_HEX = 12  # A1111's "Lora hashes" carry the first 12 hex of AutoV3
 _HEX_RE = re.compile(r"^[0-9a-f]+$")
@@ -225,3 +224,22 @@ def _hash_condition(text: str) -> sa.ColumnElement[bool]:
         f"hash {text} has {len(text)} hex digits; expected 64 (sha256, autov3, blake3), 10 (autov2), "
         f"8 (autov1, crc32) or an AutoV3 prefix of {MIN_AUTOV3_PREFIX_HEX}+"
     )
+
+
+def derived_by(session: Session, name: str, version: str, *, limit: int) -> list[tuple[str, str]]:
+    """``(name, version)`` of live versions that declare they derive from exactly ``name@version``.
+
+    Exact, not "any version of ``name``": otherwise a 2.0.0 derived from 1.0.0 would list itself.
+    """
+    query = (
+        sa.select(col(Version.name), col(Version.version))
+        .join(Derivation, col(Derivation.child_id) == col(Version.id))
+        .where(
+            col(Derivation.parent_name) == name,
+            col(Derivation.parent_version) == version,
+            col(Version.revoked).is_(False),
+        )
+        .order_by(col(Version.name), col(Version.semver_key).desc())
+        .limit(limit)
+    )
+    return [(str(n), str(v)) for n, v in session.execute(query).all()]

@@ -34,9 +34,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, delete, select
 
-from lorareg.registry.db import Blob, Database, Version
-from lorareg.registry.storage import BlobStore
-from lorareg.registry.takedown_db import Preview
+from lorareg.registry.blobs import BlobStore
+from lorareg.registry.db import Blob, Database, Preview, Version
 
 GC_BATCH = 1000  # unpublished blobs examined per collection
 ORPHAN_CHECK_BATCH = 500  # listed digests looked up in the database per query (under SQLite's 999 variables)

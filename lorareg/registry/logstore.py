@@ -19,9 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from lorareg.errors import InputError
-from lorareg.manifest_json import canonical_json
-from lorareg.registry import tlog
+from lorareg.manifest.canonical import canonical_json
 from lorareg.registry.db import TlogLeaf
+from lorareg.signing import merkle as tlog
 from lorareg.signing.keys import PrivateKey
 
 LOG_APPEND_LOCK_ID = 0x6C6F7261  # PostgreSQL advisory lock that serialises log appends across replicas

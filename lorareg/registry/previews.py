@@ -28,10 +28,9 @@ from sqlmodel import col, select
 
 from lorareg.errors import ConflictError, GoneError, InputError, NotFoundError, PayloadTooLargeError
 from lorareg.registry.auth import Principal
-from lorareg.registry.db import utcnow
+from lorareg.registry.blobs import check_sha256
+from lorareg.registry.db import Preview, utcnow
 from lorareg.registry.service import Registry
-from lorareg.registry.storage import check_sha256
-from lorareg.registry.takedown_db import Preview
 
 MAX_PREVIEWS_PER_VERSION = 8
 MAX_UPLOAD_BYTES = 16 * 2**20  # an encoded preview image over 16 MiB is refused unread

@@ -17,6 +17,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from lorareg.adapter.facts import AdapterFacts, compute_facts
+from lorareg.adapter.hashing import FileHashes, StreamHasher
+from lorareg.adapter.safetensors import (
+    MAX_HEADER_BYTES,
+    SafetensorsHeader,
+    TensorInfo,
+    parse_header,
+    read_scalars,
+)
 from lorareg.errors import (
     ForbiddenError,
     InputError,
@@ -24,11 +33,8 @@ from lorareg.errors import (
     UnprocessableError,
     VerificationError,
 )
-from lorareg.facts import AdapterFacts, compute_facts
-from lorareg.hashing import FileHashes, StreamHasher
+from lorareg.registry.blobs import BlobStore, PendingBlob
 from lorareg.registry.records import BlobRecord, PublisherKeyRecord
-from lorareg.registry.storage import BlobStore, PendingBlob
-from lorareg.safetensors import MAX_HEADER_BYTES, SafetensorsHeader, TensorInfo, parse_header, read_scalars
 from lorareg.signing.bundle import Bundle
 from lorareg.signing.keys import PublicKey, load_public_key
 from lorareg.signing.statement import parse_statement
@@ -169,7 +175,7 @@ def accept_bundle(
     )
     if verified.manifest is None:
         raise VerificationError(["signature file carries no lorareg manifest; the registry needs one"])
-    return AcceptedBundle(verified.manifest.to_dict(), tuple(verified.signers))
+    return AcceptedBundle(verified.manifest.to_json(), tuple(verified.signers))
 
 
 def _consume(pending: PendingBlob, chunks: Iterable[bytes], *, max_bytes: int) -> UploadedBlob:

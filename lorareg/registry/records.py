@@ -36,7 +36,7 @@ class BlobRecord:
     uploaded_at: datetime
 
     def hashes(self) -> dict[str, str | None]:
-        """The six hashes by name, in ``lorareg.hashing.HASH_NAMES`` order."""
+        """The six hashes by name, in ``lorareg.adapter.hashing.HASH_NAMES`` order."""
         return {
             "sha256": self.sha256,
             "autov1": self.autov1,

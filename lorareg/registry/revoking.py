@@ -17,10 +17,10 @@ from sqlmodel import Session, col, select
 
 from lorareg.errors import ConflictError, InputError
 from lorareg.registry import catalog, logstore
+from lorareg.registry.blobs import check_sha256
 from lorareg.registry.db import Revocation, RevocationListState, Version
-from lorareg.registry.storage import check_sha256
-from lorareg.revocation import RevocationList, RevokedDigest, sign_revocation_list
 from lorareg.signing.keys import PrivateKey
+from lorareg.signing.revocation import RevocationList, RevokedDigest, sign_revocation_list
 
 MAX_REASON_CHARS = 2000  # a public revocation reason longer than this is refused
 

@@ -34,9 +34,10 @@ from lorareg.errors import (
     StorageError,
     UnprocessableError,
 )
-from lorareg.manifest_ids import check_name
+from lorareg.manifest.ids import check_name
 from lorareg.registry import accounts, catalog, collecting, logstore, publishing, revoking, versions
 from lorareg.registry.auth import Principal
+from lorareg.registry.blobs import BlobStore, FilesystemStore, check_sha256, open_store
 from lorareg.registry.db import Blob, Database, open_database, utcnow
 from lorareg.registry.faults import MID_UPLOAD_BYTES, crash_point
 from lorareg.registry.records import (
@@ -52,9 +53,8 @@ from lorareg.registry.records import (
     VersionSummary,
 )
 from lorareg.registry.search import search_versions
-from lorareg.registry.storage import BlobStore, FilesystemStore, check_sha256, open_store
-from lorareg.registry.tlog import ConsistencyProof, InclusionProof, LogEntry
 from lorareg.signing.keys import PrivateKey, generate, is_encrypted_pem, load_private_key, read_key_file
+from lorareg.signing.merkle import ConsistencyProof, InclusionProof, LogEntry
 from lorareg.signing.sign import countersign
 
 __all__ = [
@@ -235,6 +235,11 @@ class Registry:
         """One exact version, whatever its status. Raises NotFoundError."""
         with self.db.read() as session:
             return catalog.version_record(session, catalog.find_version(session, name, version))
+
+    def derived_by(self, name: str, version: str, *, limit: int) -> list[tuple[str, str]]:
+        """Live versions that declare they derive from exactly ``name@version`` (lineage, newest first)."""
+        with self.db.read() as session:
+            return catalog.derived_by(session, name, version, limit=limit)
 
     def get_blob(self, sha256: str) -> BlobRecord:
         """The blob row for a digest (the server checks :meth:`is_revoked` before streaming it).

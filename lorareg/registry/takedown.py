@@ -29,9 +29,8 @@ from sqlmodel import Session, col, select
 
 from lorareg.errors import ConflictError, InputError, NotFoundError, RateLimitedError
 from lorareg.registry.auth import Principal
-from lorareg.registry.db import utcnow
+from lorareg.registry.db import RateLimitHit, TakedownEvent, TakedownRequest, utcnow
 from lorareg.registry.service import Registry
-from lorareg.registry.takedown_db import RateLimitHit, TakedownEvent, TakedownRequest
 
 REASONS: dict[str, str] = {
     "likeness": "likeness without consent",

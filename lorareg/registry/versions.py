@@ -16,12 +16,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from lorareg.errors import ConflictError, GoneError
+from lorareg.manifest.ids import semver_key
 from lorareg.registry import catalog, logstore
 from lorareg.registry.auth import Principal
 from lorareg.registry.db import Adapter, Revocation, Version, VersionCreator
 from lorareg.registry.records import BlobRecord, VersionRecord
 from lorareg.registry.search import index_version
-from lorareg.registry.semver import semver_key
 
 
 @dataclass(frozen=True, slots=True)

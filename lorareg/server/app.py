@@ -1,15 +1,14 @@
 """The application factory: ``create_app(settings)`` wires settings, the registry service and the routes.
 
-Nothing is built at import time, so tests and replicas make as many independent apps as they like. The
-routers of ``lorareg/server/takedown_api.py`` and ``lorareg/server/web.py`` (each module's ``router``) are
-included when those modules exist, so those features plug in without touching this file. Every request
+Nothing is built at import time, so tests and replicas make as many independent apps as they like. Every
+router is wired here by name (the JSON API of ``server/api/`` and the pages of ``server/web/``): a missing
+feature is an import error at start-up, never a silently absent route. Every request
 gets one access-log line (logger ``lorareg.access``): method, path without the query string (a query might
 carry a secret), status, duration and bytes in/out. This module holds no route logic.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from typing import Any
@@ -18,16 +17,14 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lorareg import __version__
-from lorareg.registry.service import Registry
-from lorareg.server import api
+from lorareg.registry import Registry
+from lorareg.server.api import adapters as adapters_api
+from lorareg.server.api import takedowns as takedowns_api
 from lorareg.server.config import Settings
 from lorareg.server.errors import install_error_handlers
+from lorareg.server.web import routes as web_routes
 
 access_log = logging.getLogger("lorareg.access")
-
-# Routers of features built beside the core API (takedowns and previews, the web UI): each module's
-# ``router`` is included when the module exists, so those features plug in without editing this file.
-_OPTIONAL_ROUTERS = ("lorareg.server.takedown_api", "lorareg.server.web")
 
 
 def create_app(settings: Settings, *, registry: Registry | None = None) -> FastAPI:
@@ -43,16 +40,18 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
     app.state.settings = settings
     app.state.registry = registry if registry is not None else open_registry_for(settings)
     install_error_handlers(app)
-    app.include_router(api.router)
-    for module in _OPTIONAL_ROUTERS:
-        _include_optional(app, module)
+    app.include_router(adapters_api.router)
+    app.include_router(takedowns_api.router)
+    app.include_router(web_routes.router)
+    for middleware in web_routes.MIDDLEWARE:  # the web UI's security headers (CSP)
+        app.add_middleware(middleware)
     app.add_middleware(AccessLogMiddleware)
     return app
 
 
 def open_registry_for(settings: Settings) -> Registry:
     """Open the registry service the settings describe (embedded SQLite + blob dir by default)."""
-    from lorareg.registry.service import open_registry
+    from lorareg.registry import open_registry
 
     return open_registry(
         settings.home,
@@ -62,19 +61,6 @@ def open_registry_for(settings: Settings) -> Registry:
         key_file=settings.registry_key_file,
         key_password=settings.registry_key_password.encode() if settings.registry_key_password else None,
     )
-
-
-def _include_optional(app: FastAPI, module_name: str) -> None:
-    """Include ``module_name.router`` when that module is present (an absent feature is no error)."""
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name != module_name:
-            raise
-        return
-    app.include_router(module.router)
-    for middleware in getattr(module, "MIDDLEWARE", ()):  # e.g. the web UI's security headers (CSP)
-        app.add_middleware(middleware)
 
 
 class AccessLogMiddleware:

@@ -13,8 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from lorareg.errors import AuthError, InputError
-from lorareg.registry.auth import Principal
-from lorareg.registry.service import Registry
+from lorareg.registry import Principal, Registry
 from lorareg.server.config import Settings
 
 _TOKEN_QUERY_NAMES = frozenset({"token", "access_token", "api_key", "apikey", "auth"})

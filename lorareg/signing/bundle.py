@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lorareg.errors import InputError, PayloadTooLargeError
-from lorareg.manifest_json import canonical_json, strict_json_loads
+from lorareg.manifest.canonical import canonical_json, strict_json_loads
 from lorareg.signing.dsse import MAX_KEYID_CHARS, Envelope
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
@@ -40,14 +40,14 @@ class Bundle:
 
     def to_bytes(self) -> bytes:
         """Canonical JSON bytes of the bundle (sorted keys, no whitespace)."""
-        return canonical_json(self.to_dict())
+        return canonical_json(self.to_json())
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """The bundle's JSON object."""
         return {
             "mediaType": BUNDLE_MEDIA_TYPE,
             "verificationMaterial": {"publicKey": {"hint": self.key_hint}, "tlogEntries": []},
-            "dsseEnvelope": self.envelope.to_dict(),
+            "dsseEnvelope": self.envelope.to_json(),
         }
 
     @classmethod
@@ -70,7 +70,7 @@ class Bundle:
         if obj["mediaType"] != BUNDLE_MEDIA_TYPE:
             raise InputError(f"bundle mediaType is {obj['mediaType']!r}; expected {BUNDLE_MEDIA_TYPE!r}")
         hint = _parse_material(obj["verificationMaterial"])
-        return cls(Envelope.from_dict(obj["dsseEnvelope"]), hint)
+        return cls(Envelope.from_json(obj["dsseEnvelope"]), hint)
 
 
 def _parse_material(obj: object) -> str | None:

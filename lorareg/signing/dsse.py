@@ -56,7 +56,7 @@ class Envelope:
             )
         return Envelope(self.payload, self.payload_type, (*self.signatures, signature))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """The envelope's JSON object (``keyid`` always written, empty when unknown)."""
         return {
             "payload": _b64(self.payload),
@@ -65,7 +65,7 @@ class Envelope:
         }
 
     @classmethod
-    def from_dict(cls, obj: object) -> Envelope:
+    def from_json(cls, obj: object) -> Envelope:
         """Parse an envelope object strictly.
 
         Raises:

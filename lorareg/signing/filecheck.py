@@ -15,22 +15,21 @@ everything, including that the digest computed is one the signature covers.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lorareg.errors import InputError, NotFoundError
+from lorareg.adapter.hashing import new_hasher
+from lorareg.errors import InputError, LoraregError, NotFoundError
 from lorareg.signing.bundle import MAX_BUNDLE_BYTES, Bundle
 from lorareg.signing.verify import PolicyLike, TrustLike, VerifiedManifest, verify_bundle
 
 if TYPE_CHECKING:
-    from lorareg.facts.model import AdapterFacts
+    from lorareg.adapter.facts.model import AdapterFacts
 
 HASH_CHUNK_BYTES = 1 * 2**20  # SHA-256 is fastest with small reads that stay in cache
 BLAKE3_CHUNK_BYTES = 16 * 2**20  # big enough for BLAKE3 to spread one chunk over every core
-_HASHERS = ("sha256", "blake3")
 
 
 def verify_file(
@@ -96,16 +95,26 @@ def read_bundle_file(path: Path) -> bytes:
 
 def choose_digest(bundle_bytes: bytes) -> str:
     """The one digest worth computing for this signature file (see the module docstring)."""
+    resource_algorithm, digests = claimed_digests(bundle_bytes)
+    return "blake3" if digests.get("blake3") else resource_algorithm
+
+
+def claimed_digests(bundle_bytes: bytes) -> tuple[str, dict[str, str]]:
+    """``(signed resource algorithm, the manifest's digests)`` of a bundle, read **unverified**.
+
+    Only for choosing which digest to compute before verification: the verifier re-checks every value
+    under the signature afterwards. An unreadable bundle gives ``("sha256", {})`` (the verifier says why).
+    """
     from lorareg.signing.statement import parse_statement
 
     try:
         statement = parse_statement(Bundle.from_bytes(bundle_bytes).envelope.payload)
-    except Exception:  # noqa: BLE001 - any unusable bundle: the verifier reports why; sha256 is a safe pick
-        return "sha256"
+    except LoraregError:
+        return "sha256", {}
     digests = (statement.manifest or {}).get("digests")
-    if isinstance(digests, dict) and isinstance(digests.get("blake3"), str):
-        return "blake3"
-    return statement.resource_algorithm
+    if not isinstance(digests, dict):
+        return statement.resource_algorithm, {}
+    return statement.resource_algorithm, {k: v for k, v in digests.items() if isinstance(v, str) and v}
 
 
 def digest_file(path: Path, algorithm: str) -> tuple[int, str]:
@@ -114,16 +123,8 @@ def digest_file(path: Path, algorithm: str) -> tuple[int, str]:
     Raises:
         NotFoundError, InputError.
     """
-    if algorithm not in _HASHERS:
-        raise ValueError(f"unsupported digest {algorithm!r}")
-    if algorithm == "blake3":
-        import blake3
-
-        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
-        chunk = BLAKE3_CHUNK_BYTES
-    else:
-        hasher = hashlib.sha256()  # type: ignore[assignment]
-        chunk = HASH_CHUNK_BYTES
+    hasher = new_hasher(algorithm, all_cores=True)
+    chunk = BLAKE3_CHUNK_BYTES if algorithm == "blake3" else HASH_CHUNK_BYTES
     buf = bytearray(chunk)
     view = memoryview(buf)
     size = 0
@@ -154,7 +155,7 @@ def _read_facts(path: Path) -> AdapterFacts:
     Also imports the manifest model that :func:`verify_bundle` needs next: an import done here overlaps
     the hashing instead of adding to the time after it.
     """
-    import lorareg.manifest_model  # noqa: F401 - imported early on purpose, see above
-    from lorareg.inspect import inspect_file
+    import lorareg.manifest.model  # noqa: F401 - imported early on purpose, see above
+    from lorareg.adapter.inspect import inspect_file
 
     return inspect_file(path, with_hashes=False).facts

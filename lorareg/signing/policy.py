@@ -8,8 +8,8 @@ set: above two adapters or a weight of 1.0 the loader warns; once the trust file
 
 Pure: :meth:`Policy.check` takes a manifest and returns every reason, so the verifier can report them all
 together with signature and digest problems. Signature rules (``require_registry_signature``) and revocation
-freshness (``max_revocation_age``) are applied by ``verify.py`` and ``lorareg.revocation``; they live here
-only because the studio sets them in the same table.
+freshness (``max_revocation_age``) are applied by ``verify.py`` and ``lorareg.signing.revocation``; they live
+here only because the studio sets them in the same table.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from lorareg.errors import InputError
-from lorareg.manifest_schema import boolean, build, clean, integer, number, show, spec
+from lorareg.manifest.fields import boolean, build, clean, integer, number, show, spec
 
 if TYPE_CHECKING:
-    from lorareg.manifest_model import Manifest
+    from lorareg.manifest.model import Manifest
 
 DEFAULT_MAX_ADAPTERS = 2  # unset max_adapters: the loader warns above this many stacked adapters
 DEFAULT_MAX_WEIGHT = 1.0  # unset max_weight: the loader warns above this absolute weight
@@ -68,7 +68,7 @@ def _allowed_licenses(value: Any, path: str) -> tuple[str, ...] | None:
     if len(value) > MAX_ALLOWED_LICENSES:
         raise InputError(f"{path}: list has {len(value)} items; the limit is {MAX_ALLOWED_LICENSES}")
     # Imported here: the manifest model pulls in the facts tables, which loading a policy rarely needs.
-    from lorareg.manifest_model import check_license_id
+    from lorareg.manifest.model import check_license_id
 
     return tuple(check_license_id(item, f"{path}[{i}]") for i, item in enumerate(value))
 
@@ -95,7 +95,7 @@ class Policy:
     require_lorareg_manifest: bool = field(default=True, metadata=spec(boolean))
 
     @classmethod
-    def from_dict(cls, obj: Any, path: str = "policy") -> Policy:
+    def from_json(cls, obj: Any, path: str = "policy") -> Policy:
         """Validate the ``[policy]`` table strictly (unknown keys refused) and build the policy.
 
         Raises:
@@ -103,7 +103,7 @@ class Policy:
         """
         return build(cls, clean(cls, obj, path))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """Every setting, JSON/TOML-ready; unset limits are ``None``."""
         age = self.max_revocation_age
         return {

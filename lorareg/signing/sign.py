@@ -21,8 +21,8 @@ from lorareg.signing.keys import PrivateKey
 from lorareg.signing.statement import PAYLOAD_TYPE, build_statement, statement_payload
 
 if TYPE_CHECKING:
-    from lorareg.manifest_complete import ManifestDraft
-    from lorareg.manifest_model import Manifest
+    from lorareg.manifest.drafting import ManifestDraft
+    from lorareg.manifest.model import Manifest
 
 
 def sign_file(path: Path, draft_manifest: ManifestDraft | Manifest, key: PrivateKey) -> bytes:
@@ -39,8 +39,8 @@ def sign_file(path: Path, draft_manifest: ManifestDraft | Manifest, key: Private
     Raises:
         InputError: the file is not a readable safetensors adapter, or the draft contradicts the file.
     """
-    from lorareg.inspect import inspect_file
-    from lorareg.manifest_complete import complete_manifest
+    from lorareg.adapter.inspect import inspect_file
+    from lorareg.manifest.drafting import complete_manifest
 
     inspection = inspect_file(path)
     hashes = inspection.hashes
@@ -48,7 +48,7 @@ def sign_file(path: Path, draft_manifest: ManifestDraft | Manifest, key: Private
         raise InputError(f"{path}: no hashes were computed")
     size = inspection.header.file_size
     manifest = complete_manifest(draft_manifest, facts=inspection.facts, hashes=hashes, size=size)
-    return sign_manifest(subject_name=path.name, sha256=hashes.sha256, manifest=manifest.to_dict(), key=key)
+    return sign_manifest(subject_name=path.name, sha256=hashes.sha256, manifest=manifest.to_json(), key=key)
 
 
 def sign_manifest(

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lorareg.errors import InputError, VerificationError
-from lorareg.manifest_json import canonical_json, strict_json_loads
+from lorareg.manifest.canonical import canonical_json, strict_json_loads
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"

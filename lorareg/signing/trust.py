@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from lorareg.errors import ConflictError, InputError, NotFoundError, PayloadTooLargeError
-from lorareg.manifest_ids import check_namespace
-from lorareg.manifest_json import strict_json_loads
-from lorareg.manifest_schema import build, choice, clean, hex_digest, show, spec, text
+from lorareg.manifest.canonical import strict_json_loads
+from lorareg.manifest.fields import build, choice, clean, hex_digest, show, spec, text
+from lorareg.manifest.ids import check_namespace
 from lorareg.signing.keys import PublicKey, load_public_key
 from lorareg.signing.policy import DEFAULT_MAX_ADAPTERS, DEFAULT_MAX_WEIGHT, Policy
 
@@ -90,7 +90,7 @@ class TrustedKey:
     namespace: str | None
     public_key: PublicKey
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """``{"keyid", "label", "role", "namespace"}`` (no PEM) for listings."""
         return {"keyid": self.keyid, "label": self.label, "role": self.role, "namespace": self.namespace}
 
@@ -193,7 +193,7 @@ class TrustStore:
         """The trust file text: the full policy (unset limits as comments), then one ``[[keys]]`` per key."""
         lines = ["# lorareg trust file: trusted keys and policy (docs/trust.md).",
                  "# Written by `lorareg trust`; comments you add are not kept.", "", "[policy]"]  # fmt: skip
-        for name, value in self.policy.to_dict().items():
+        for name, value in self.policy.to_json().items():
             lines.append(f"{name} = {_toml_value(value)}" if value is not None else _UNSET_COMMENTS[name])
         for key in self.entries:
             lines += ["", "[[keys]]", f"keyid = {_toml_value(key.keyid)}"]

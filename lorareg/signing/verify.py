@@ -39,8 +39,8 @@ from lorareg.signing.dsse import Envelope
 from lorareg.signing.statement import PAYLOAD_TYPE, Statement, parse_statement
 
 if TYPE_CHECKING:
-    from lorareg.facts.model import AdapterFacts
-    from lorareg.manifest_model import Manifest
+    from lorareg.adapter.facts.model import AdapterFacts
+    from lorareg.manifest.model import Manifest
     from lorareg.signing.keys import PublicKey
 
 NO_MANIFEST_REASON = "no lorareg manifest: the signature covers the file's integrity only"
@@ -129,7 +129,7 @@ def verify_bundle(
     Args:
         bundle_bytes: the signature file's bytes.
         file_size: the file's size in bytes.
-        file_digests: digest name -> lower-case hex, as computed from the file (``FileHashes.to_dict()``
+        file_digests: digest name -> lower-case hex, as computed from the file (``FileHashes.to_json()``
             or only ``sha256`` / ``blake3``); at least one of :data:`STRONG_DIGESTS` the signature carries.
         file_facts: facts computed from the file's header; None skips step 7 (the caller says why).
         trust: trusted keys.
@@ -214,14 +214,14 @@ def _parse_manifest(
     """Parse the lorareg manifest strictly; return it and its plain-dict form (None when absent or bad)."""
     if statement.manifest is None:
         return None, None
-    from lorareg.manifest_model import Manifest
+    from lorareg.manifest.model import Manifest
 
     try:
-        manifest = Manifest.from_dict(dict(statement.manifest))
+        manifest = Manifest.from_json(dict(statement.manifest))
     except InputError as e:
         reasons.append(f"lorareg manifest is invalid: {e}")
         return None, None
-    return manifest, manifest.to_dict()
+    return manifest, manifest.to_json()
 
 
 def _accept_signers(

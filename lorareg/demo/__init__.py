@@ -1,0 +1,1 @@
+"""The ``serve --demo`` catalogue (``catalogue``) and generated sample adapters (``samples``)."""

@@ -1,0 +1,67 @@
+"""The registry's database: tables (``tables``, ``takedown_tables``), engine and sessions (``engine``), and
+schema versions (``migrate``, the Alembic migrations in ``migrations/``).
+
+Only ``lorareg.registry`` imports this package (a layering test enforces it): routes, pages and the CLI go
+through the registry service, never through tables. Importing the package registers every table on
+``SQLModel.metadata``, so Alembic and ``open_database`` see the whole schema.
+"""
+
+from __future__ import annotations
+
+from lorareg.registry.db.engine import SQLITE_BUSY_TIMEOUT_MS, Database, open_database
+from lorareg.registry.db.tables import (
+    FTS_TABLE,
+    POSTGRES_FTS_DDL,
+    SQLITE_FTS_DDL,
+    Adapter,
+    Blob,
+    Namespace,
+    PublisherKey,
+    Revocation,
+    RevocationListState,
+    TlogLeaf,
+    Token,
+    User,
+    UTCDateTime,
+    Version,
+    VersionCreator,
+    dt_column,
+    utcnow,
+)
+from lorareg.registry.db.takedown_tables import (
+    Derivation,
+    Preview,
+    RateLimitHit,
+    TakedownEvent,
+    TakedownRequest,
+    WebSession,
+)
+
+__all__ = [
+    "FTS_TABLE",
+    "POSTGRES_FTS_DDL",
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "SQLITE_FTS_DDL",
+    "Adapter",
+    "Blob",
+    "Database",
+    "Derivation",
+    "Namespace",
+    "Preview",
+    "PublisherKey",
+    "RateLimitHit",
+    "Revocation",
+    "RevocationListState",
+    "TakedownEvent",
+    "TakedownRequest",
+    "TlogLeaf",
+    "Token",
+    "UTCDateTime",
+    "User",
+    "Version",
+    "VersionCreator",
+    "WebSession",
+    "dt_column",
+    "open_database",
+    "utcnow",
+]

@@ -1,0 +1,101 @@
+"""Blob routes: ``PUT`` streams an upload into the registry; ``GET``/``HEAD`` stream a blob out with ranges.
+
+Uploads never sit in memory: the body is read chunk by chunk (``streaming.capped_body``) and handed to
+:meth:`Registry.upload_blob` in a worker thread, which hashes, writes a pending blob and commits it only
+when the SHA-256 matches the URL. Downloads are content-addressed and immutable, so the ``ETag`` is the
+digest itself and caches may keep them forever; a revoked digest is answered 451 with the public reason.
+This module does not decide anything about digests, revocation or auth beyond calling the service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from lorareg.errors import GoneError
+from lorareg.registry import BlobRecord, Registry
+from lorareg.server.deps import PrincipalDep, RegistryDep, SettingsDep
+from lorareg.server.errors import error_response
+from lorareg.server.streaming import ByteRange, RangeNotSatisfiable, capped_body, parse_range, run_with_body
+
+router = APIRouter(prefix="/blobs", tags=["blobs"])
+
+_IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+@router.put(
+    "/sha256/{digest}",
+    status_code=201,
+    summary="Upload an adapter file under its SHA-256 (raw body, streamed)",
+    responses={200: {"description": "already stored"}, 413: {}, 422: {}, 451: {}},
+)
+async def put_blob(
+    digest: str, request: Request, registry: RegistryDep, principal: PrincipalDep, settings: SettingsDep
+) -> JSONResponse:
+    """Stream the body into the store; 201 when stored now, 200 when it already was."""
+    cap = settings.max_upload_bytes
+    body = capped_body(request, cap=cap, chunk_bytes=settings.chunk_bytes)
+
+    def consume(chunks: Iterator[bytes]) -> tuple[BlobRecord, bool]:
+        return registry.upload_blob(digest, chunks, principal=principal, max_bytes=cap)
+
+    record, created = await run_with_body(consume, body)
+    return JSONResponse(
+        record.to_json(),
+        status_code=201 if created else 200,
+        headers={"Location": f"/api/v1/blobs/sha256/{record.sha256}"},
+    )
+
+
+@router.api_route(
+    "/sha256/{digest}",
+    methods=["GET", "HEAD"],
+    summary="Download a blob (Range, ETag; 451 when revoked)",
+    response_class=StreamingResponse,
+    responses={206: {"description": "partial content"}, 304: {}, 416: {}, 451: {}},
+)
+def get_blob(digest: str, request: Request, registry: RegistryDep, settings: SettingsDep) -> Response:
+    """Stream the blob, or the single ``Range`` asked for; ``HEAD`` answers the headers only."""
+    blob = registry.get_blob(digest)
+    reason = registry.is_revoked(blob.sha256)
+    if reason is not None:
+        raise GoneError(f"blob sha256:{blob.sha256} was revoked: {reason}")
+    etag = f'"sha256:{blob.sha256}"'
+    headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": _IMMUTABLE}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    try:
+        wanted = _wanted_range(request, etag=etag, size=blob.size)
+    except RangeNotSatisfiable:
+        response = error_response(416, "range_not_satisfiable", f"blob has {blob.size} bytes; range refused")
+        response.headers["Content-Range"] = f"bytes */{blob.size}"
+        return response
+    span = wanted or ByteRange(0, blob.size)
+    headers["Content-Length"] = str(span.length)
+    status = 200
+    if wanted is not None:
+        status = 206
+        headers["Content-Range"] = wanted.content_range(blob.size)
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers, media_type="application/octet-stream")
+    return StreamingResponse(
+        _chunks(registry, blob.sha256, span),
+        status_code=status,
+        headers=headers,
+        media_type="application/octet-stream",
+    )
+
+
+def _wanted_range(request: Request, *, etag: str, size: int) -> ByteRange | None:
+    """The range to send; an ``If-Range`` that names another representation means the whole body."""
+    if_range = request.headers.get("if-range")
+    if if_range is not None and if_range.strip() != etag:
+        return None
+    return parse_range(request.headers.get("range"), size)
+
+
+def _chunks(registry: Registry, sha256: str, span: ByteRange) -> Iterator[bytes]:
+    """The store's chunks of ``span`` (end exclusive); Starlette iterates them in a worker thread."""
+    yield from registry.store.open_range(sha256, span.start, span.end)

@@ -1,0 +1,1 @@
+"""The web UI: page routes, view models and reviewer sessions."""
