@@ -129,7 +129,7 @@ def test_human_renderer_never_writes_control_characters(
     assert "\\x1b" in out or "\\u202e" in out or "\\u2067" in out or "\\x07" in out
 
 
-def test_file_with_escape_sequence_in_metadata_is_refused_in_one_safe_line(
+def test_file_with_escape_sequence_in_a_metadata_key_is_refused_in_one_safe_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from safetensors.numpy import save_file
@@ -137,11 +137,47 @@ def test_file_with_escape_sequence_in_metadata_is_refused_in_one_safe_line(
     from tests.support.lora_factory import build_tensors
 
     path = tmp_path / "evil.safetensors"
-    save_file(build_tensors("sd1-kohya", blocks=1), str(path), metadata={"x": "\x1b[2J\u202e"})
+    save_file(build_tensors("sd1-kohya", blocks=1), str(path), metadata={"x\x1b[2J\u202e": "v"})
     code, out, err = run_cli(monkeypatch, capsys, "inspect", str(path))
     assert code == 2 and out == ""
     assert err.startswith("error: ") and err.count("\n") == 1
     assert "\x1b" not in err and "\u202e" not in err
+
+
+MOJIBAKE = {
+    "ss_training_comment": "don\u00e2\u0080\u0099t stop",  # latin-1 mojibake of a UTF-8 apostrophe
+    "modelspec.title": "\x1b]0;pwned\x07Ink\x1b[2J",  # an ESC (and a title-setting OSC)
+    "ss_output_name": "one\u0085two\u2028three\nfour\rfive\u202eexe",  # NEL, LS, LF, CR, bidi override
+}
+_RAW_CONTROLS = "\x1b\x07\x85\x80\x99\u2028\u202e\r"
+
+
+def test_file_with_mojibake_and_escapes_in_metadata_values_is_inspected_and_shown_escaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # False refusals of real files: metadata values are kept, and shown escaped on one line per field.
+    from safetensors.numpy import save_file
+
+    from tests.support.lora_factory import build_tensors
+
+    path = tmp_path / "mojibake.safetensors"
+    save_file(build_tensors("sd1-kohya", blocks=1), str(path), metadata=MOJIBAKE)
+    code, out, err = run_cli(monkeypatch, capsys, "inspect", str(path), "--no-hashes")
+    assert code == 0 and err == ""
+    assert not any(ch in out for ch in _RAW_CONTROLS)
+    assert "don\u00e2\\x80\\x99t stop" in out
+    lines = [line for line in out.splitlines() if "ss_output_name" in line]
+    assert len(lines) == 1 and "one\\x85two\\u2028three four\\x0dfive\\u202eexe" in lines[0]
+    code, out, err = run_cli(monkeypatch, capsys, "inspect", str(path), "--no-hashes", "--json")
+    assert code == 0 and err == ""
+    assert not any(ch in out for ch in _RAW_CONTROLS)
+    assert json.loads(out)["metadata"] == MOJIBAKE
+    assert len(out.splitlines()) == len(out.split("\n")) - 1  # no line breaks but the JSON's own
+    fields = [line.strip() for line in out.splitlines() if '"ss_output_name"' in line]  # metadata, hints
+    assert fields and all(
+        json.loads("{" + f.rstrip(",") + "}") == {"ss_output_name": MOJIBAKE["ss_output_name"]}
+        for f in fields
+    )
 
 
 def test_missing_file_exits_3(

@@ -169,6 +169,30 @@ def test_metadata_markup_and_scripts_are_kept_verbatim_as_untrusted_text() -> No
     assert parse_header(content, file_size=len(content)).metadata == {"modelspec.description": text}
 
 
+MOJIBAKE_AND_ESCAPES = {
+    "ss_training_comment": "don\u00e2\u0080\u0099t",  # latin-1 mojibake of a UTF-8 apostrophe (C1 chars)
+    "modelspec.title": "\x1b[1mInk\x1b[0m",  # an ESC from a coloured terminal paste
+    "ss_output_name": "nul\x00 bell\x07 del\x7f csi\x9b31m bidi\u202eexe",
+}
+
+
+def test_metadata_values_with_control_and_c1_characters_are_kept_not_refused() -> None:
+    # False refusals of real files (issue 11 item 15): metadata values are untrusted text, kept verbatim.
+    header = {"__metadata__": MOJIBAKE_AND_ESCAPES, "w": entry("U8", [2], 0, 2)}
+    content = safetensors_bytes(header, b"ab")
+    assert parse_header(content, file_size=len(content)).metadata == MOJIBAKE_AND_ESCAPES
+
+
+@pytest.mark.parametrize("name", ["w\x1b[2J", "w\x9b", "w\u202e", "w\x00"], ids=["esc", "c1", "bidi", "nul"])
+def test_tensor_names_and_metadata_keys_with_control_characters_stay_refused(name: str) -> None:
+    as_tensor = safetensors_bytes({name: entry("U8", [0], 0, 0)})
+    with pytest.raises(InputError, match="control character"):
+        parse_header(as_tensor, file_size=len(as_tensor))
+    as_key = safetensors_bytes({"__metadata__": {name: "v"}})
+    with pytest.raises(InputError, match="control character"):
+        parse_header(as_key, file_size=len(as_key))
+
+
 def test_tensor_order_follows_the_header_not_the_offsets() -> None:
     header = {"z": entry("U8", [1], 1, 2), "a": entry("U8", [1], 0, 1)}
     content = safetensors_bytes(header, b"ab")

@@ -6,6 +6,12 @@ UTF-8, and the number of strings, commas and brackets outside strings and the ne
 :class:`JsonBudget` that the caller derives from its caps. Then it parses: duplicate keys, ``NaN`` and
 ``Infinity`` are refused and only spaces may follow the closing brace (the writer's padding).
 
+Numbers are kept as JSON wrote them where Python would blur them: ``json`` turns ``-0`` into the integer
+``0``, while the reference reader (serde_json) reads it as the float ``-0.0`` and refuses it as a shape or
+offset. So when a ``-`` appears outside strings, the token ``-0`` is parsed into :data:`NEGATIVE_ZERO`, which
+is not an ``int`` and fails the caller's integer checks naming the tensor. Fractions and exponents already
+parse as ``float``, and a ``+`` sign is not JSON.
+
 What it deliberately does not do: check what the JSON means (``adapter/safetensors.py`` does). It is separate
 from ``manifest_json.strict_json_loads`` because a header needs the budget *before* parsing and the
 trailing-space rule; that loader checks depth after parsing documents capped at 4 MiB.
@@ -28,6 +34,18 @@ for _byte, _step in ((b"[", 1), (b"{", 1), (b"]", -1), (b"}", -1)):
     _DEPTH_STEP[_byte[0]] = _step
 
 
+class _NegativeZero:
+    """The JSON token ``-0``: a number that is not a non-negative integer (shown as ``-0``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "-0"
+
+
+NEGATIVE_ZERO = _NegativeZero()
+
+
 @dataclass(frozen=True, slots=True)
 class JsonBudget:
     """Most strings, commas (outside strings) and brackets a header may hold, its deepest nesting, and
@@ -46,14 +64,16 @@ def load_header_json(raw: bytes, *, budget: JsonBudget) -> dict[str, Any]:
     Raises:
         InputError: naming the rule that failed.
     """
-    return _load_json(_decode_checked(raw, budget))
+    text, signed = _decode_checked(raw, budget)
+    return _load_json(text, keep_negative_zero=signed)
 
 
-def _decode_checked(raw: bytes, budget: JsonBudget) -> str:
+def _decode_checked(raw: bytes, budget: JsonBudget) -> tuple[str, bool]:
     """Bound the parser's work and memory before it runs; return the header text.
 
     Checks the leading '{' and strict UTF-8, then counts strings, commas and brackets outside strings and
     the bracket nesting depth, all with C-level byte operations: no recursion, no per-token Python loop.
+    Also says whether a ``-`` stands outside strings (a negative number, perhaps ``-0``).
     """
     if raw[:1] != b"{":
         raise InputError(f"header must start with '{{', found {raw[:1]!r}")
@@ -73,7 +93,7 @@ def _decode_checked(raw: bytes, budget: JsonBudget) -> str:
     depth = max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
     if depth > budget.depth:
         raise InputError(f"header JSON nests {depth} levels deep; MAX_NESTING_DEPTH is {budget.depth}")
-    return text
+    return text, b"-" in outside
 
 
 def _check_budget(count: int, most: int, what: str, budget: JsonBudget) -> None:
@@ -84,9 +104,17 @@ def _check_budget(count: int, most: int, what: str, budget: JsonBudget) -> None:
         )
 
 
-def _load_json(text: str) -> dict[str, Any]:
-    """Parse strictly: duplicate keys and NaN/Infinity refused, only spaces after the closing brace."""
-    decoder = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_refuse_constant)
+def _load_json(text: str, *, keep_negative_zero: bool) -> dict[str, Any]:
+    """Parse strictly: duplicate keys and NaN/Infinity refused, only spaces after the closing brace.
+
+    With ``keep_negative_zero``, integers go through a Python hook (slower, so only when a ``-`` is
+    present) that parses ``-0`` into :data:`NEGATIVE_ZERO`.
+    """
+    decoder = json.JSONDecoder(
+        object_pairs_hook=_unique_keys,
+        parse_constant=_refuse_constant,
+        parse_int=_int_keeping_negative_zero if keep_negative_zero else None,
+    )
     try:
         document, end = decoder.raw_decode(text)
     except InputError:
@@ -111,6 +139,10 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
                 raise InputError(f"header JSON repeats the key '{key[:80]}'; duplicate keys are ambiguous")
             seen.add(key)
     return result
+
+
+def _int_keeping_negative_zero(digits: str) -> int | _NegativeZero:
+    return NEGATIVE_ZERO if digits == "-0" else int(digits)
 
 
 def _refuse_constant(name: str) -> NoReturn:

@@ -5,6 +5,8 @@ A LoRA file arrives from strangers, so this module reads as little as it can and
 reference Rust crate enforces is enforced here (``LORA_FORMATS.md`` §1), plus caps that keep the work and
 memory of a hostile header bounded *before* JSON parsing starts: the header length, the nesting depth and
 the number of JSON strings, commas and brackets are all checked on the raw bytes (``adapter/header_json.py``).
+Each refusal beyond the reference is a documented rule (``safetensors_rules.STRICTER_THAN_REFERENCE``),
+and a differential test against the reference holds both directions.
 
 What it deliberately does not do: read tensor data (only :func:`read_scalars` reads the few bytes of 0-dim
 tensors such as kohya ``.alpha``, at their exact offsets), interpret tensor names (``facts.py`` does),
@@ -219,19 +221,20 @@ def _check_coverage(data_end: int, *, header_size: int, file_size: int) -> None:
 # --- entries ------------------------------------------------------------------------------------------
 
 # C0 controls except tab/newline/CR, DEL, C1 controls, and the bidi embeddings/overrides/isolates that
-# reorder displayed text (Trojan Source). No tensor name or metadata string has a use for them.
+# reorder displayed text (Trojan Source). No tensor name or metadata key has a use for them (metadata
+# values may hold them: they are kept and escaped when shown).
 _HOSTILE_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
-def _checked_text(text: str, *, what: str, limit: int, limit_name: str) -> str:
-    """Refuse over-long text, lone surrogates and control/bidi characters; return ``text``."""
+def _checked_text(text: str, *, what: str, limit: int, limit_name: str, keep_controls: bool = False) -> str:
+    """Refuse over-long text, lone surrogates and (unless ``keep_controls``) control/bidi characters."""
     try:
         size = len(text.encode("utf-8"))
     except UnicodeEncodeError as e:
         raise InputError(f"{what} holds a lone surrogate (\\u{ord(text[e.start]):04x}); not UTF-8") from e
     if size > limit:
         raise PayloadTooLargeError(f"{what} is {size} bytes; {limit_name} is {limit}")
-    hostile = _HOSTILE_CHARS.search(text)
+    hostile = None if keep_controls else _HOSTILE_CHARS.search(text)
     if hostile:
         raise InputError(
             f"{what} holds the control character U+{ord(hostile.group()):04X} at {hostile.start()}"
@@ -269,7 +272,15 @@ def _validate_metadata(metadata: object) -> dict[str, str]:
         what = f"__metadata__ key {_label(key)}: value"
         if not isinstance(value, str):
             raise InputError(f"{what} must be a string, found {_json_type(value)}")
-        _checked_text(value, what=what, limit=MAX_METADATA_VALUE_BYTES, limit_name="MAX_METADATA_VALUE_BYTES")
+        # Untrusted text that real trainers fill with mojibake (``donâ\x80\x99t``) and escapes: control
+        # and bidi characters are kept (printers escape them); only size and UTF-8 are checked.
+        _checked_text(
+            value,
+            what=what,
+            limit=MAX_METADATA_VALUE_BYTES,
+            limit_name="MAX_METADATA_VALUE_BYTES",
+            keep_controls=True,
+        )
     return metadata
 
 
@@ -292,11 +303,9 @@ def _fast_tensor(name: str, entry: object) -> TensorInfo | None:
         return None
     if not (_is_u64_list(shape, MAX_TENSOR_DIMS) and _is_u64_list(offsets, 2) and len(offsets) == 2):
         return None
-    bits = DTYPE_BITS[dtype]
-    for dim in shape:
-        bits *= dim
+    bits = _bits(shape, DTYPE_BITS[dtype])
     begin, end = offsets
-    if bits >= _USIZE_LIMIT or bits % 8 or (end >= begin and end - begin != bits // 8):
+    if bits is None or bits % 8 or (end >= begin and end - begin != bits // 8):
         return None
     return TensorInfo(name=name, dtype=dtype, shape=tuple(shape), begin=begin, end=end)
 
@@ -345,16 +354,30 @@ def _int_list(value: object, *, where: str, max_len: int) -> list[int]:
         raise InputError(f"{where} has {len(value)} items; at most {max_len} allowed")
     for item in value:
         if type(item) is not int or not 0 <= item < _USIZE_LIMIT:
-            raise InputError(f"{where} must hold integers in [0, 2^64), found {str(item)[:40]}")
+            raise InputError(
+                f"{where} must hold integers in [0, 2^64) written without sign, fraction or exponent, "
+                f"found {str(item)[:40]}"
+            )
     return value
 
 
+def _bits(shape: list[int] | tuple[int, ...], bitsize: int) -> int | None:
+    """Bits of a tensor, or ``None`` when the crate's checked arithmetic overflows: the element count is
+    multiplied dimension by dimension and checked at every step (so a later zero cannot hide an overflow),
+    then multiplied by the dtype's bit size (``Metadata::validate``, ST ``tensor.rs``)."""
+    elements = 1
+    for dim in shape:
+        elements *= dim
+        if elements >= _USIZE_LIMIT:
+            return None
+    bits = elements * bitsize
+    return bits if bits < _USIZE_LIMIT else None
+
+
 def _expected_nbytes(info: TensorInfo, *, where: str) -> int:
-    bits = DTYPE_BITS[info.dtype]
-    for dim in info.shape:
-        bits *= dim
-        if bits >= _USIZE_LIMIT:
-            raise InputError(f"{where}: shape {list(info.shape)} of {info.dtype} overflows 64 bits")
+    bits = _bits(info.shape, DTYPE_BITS[info.dtype])
+    if bits is None:
+        raise InputError(f"{where}: shape {list(info.shape)} of {info.dtype} overflows 64 bits")
     if bits % 8:
         raise InputError(
             f"{where}: {info.dtype} {list(info.shape)} is {bits} bits, not a whole number of bytes"

@@ -7,6 +7,7 @@ control sequences; :func:`safe_text` replaces them before anything reaches a ter
 from __future__ import annotations
 
 import json
+import re
 import sys
 import unicodedata
 from collections.abc import Mapping
@@ -15,18 +16,27 @@ from typing import Any
 NO_HASH_TEXT = "n/a (file under 2 MiB)"  # the one hash that can be absent: AutoV1 (lorareg.adapter.hashing)
 
 
+# What ``json.dumps(ensure_ascii=False)`` leaves raw but a terminal or a line splitter acts on: DEL and C1
+# controls (NEL and CSI among them), bidi marks/embeddings/overrides/isolates, line and paragraph separators.
+# They can only stand inside JSON strings, where a \uXXXX escape means the same text.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
 def print_json(data: Any) -> None:
-    """Print ``data`` as indented JSON on stdout (keys in insertion order, non-ASCII kept)."""
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    """Print ``data`` as indented JSON on stdout (keys in insertion order, non-ASCII kept) with the
+    characters a terminal would act on escaped, so each field stays one clean line."""
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    sys.stdout.write(_JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
 
 
 def safe_text(text: object, *, limit: int | None = None) -> str:
-    """Return ``text`` with control characters (C0, C1, DEL, bidi overrides) shown as ``\\xNN`` escapes."""
+    """Return ``text`` with control characters (C0, C1, DEL, bidi overrides, line/paragraph separators)
+    shown as ``\\xNN``/``\\uNNNN`` escapes; tab and line feed become spaces."""
     out = []
     for ch in str(text):
         if ch in "\n\t":
             out.append(" ")
-        elif unicodedata.category(ch) in ("Cc", "Cf") or ch == "\x7f":
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
             out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
         else:
             out.append(ch)

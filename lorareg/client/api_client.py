@@ -32,8 +32,18 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from lorareg import errors
+from lorareg.client.answers import checked_detail, checked_keys, checked_page, checked_texts
 from lorareg.client.cache import BlobCache
-from lorareg.client.pull import PullChecks, check_identity, digest_plan, rehash, verify_fetched
+from lorareg.client.limits import TransferDeadline, read_capped
+from lorareg.client.pull import (
+    PullChecks,
+    check_identity,
+    digest_plan,
+    rehash,
+    signed_size,
+    unverified_size,
+    verify_fetched,
+)
 from lorareg.errors import LoraregError, RemoteError, VerificationError
 
 if TYPE_CHECKING:
@@ -52,7 +62,9 @@ CONNECT_TIMEOUT_S = 10.0
 MAX_ATTEMPTS = 4  # tries of an idempotent request (1 + 3 retries)
 BACKOFF_BASE_S = 0.25  # first retry delay; doubles each time
 UPLOAD_CHUNK_BYTES = 1 * 2**20  # read size when streaming a file to the server
-MAX_JSON_BYTES = 16 * 2**20  # an API answer larger than this is refused
+MAX_JSON_BYTES = 16 * 2**20  # an API answer larger than this is refused (streamed: never buffered whole)
+MAX_BUNDLE_ANSWER_BYTES = 1 * 2**20  # a signature bundle (lorareg.signing.bundle.MAX_BUNDLE_BYTES)
+MAX_REVOCATIONS_BYTES = 16 * 2**20  # a signed revocation list
 SIGNATURE_SUFFIX = ".sig"  # an unverified pull's signature file: FILE.sig, where ``lorareg verify`` looks
 
 _RETRY_STATUS = frozenset({502, 503, 504})
@@ -102,7 +114,7 @@ class Client:
 
         self.registry_url = registry_url.rstrip("/")
         self.cache = BlobCache(cache_dir)
-        headers = {"User-Agent": "lorareg-client"}
+        headers = {"User-Agent": "lorareg-client", "Accept-Encoding": "identity"}  # bodies are capped as sent
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self._headers = headers
@@ -130,38 +142,44 @@ class Client:
     def search(self, query: str | None = None, **filters: Any) -> dict[str, Any]:
         """One page of ``GET /api/v1/adapters``: ``{"items": [...], "next_cursor": ...}``."""
         params = {k: _param(v) for k, v in {"q": query, **filters}.items() if v is not None}
-        return self._json("GET", "/api/v1/adapters", params=params)
+        return checked_page(self._json("GET", "/api/v1/adapters", params=params), what="search")
 
     def resolve(self, ref: str) -> dict[str, Any]:
-        """Version detail for ``ns/name``, ``ns/name@version`` or any of the six hashes."""
-        return self._json("GET", "/api/v1/resolve", params={"ref": ref})
+        """Version detail for ``ns/name``, ``ns/name@version`` or any of the six hashes.
+
+        The name, version, digest and size are checked (``lorareg.client.answers``) before they are used.
+        """
+        answer = self._json("GET", "/api/v1/resolve", params={"ref": ref})
+        return checked_detail(answer, what=f"resolve {ref!r}")
 
     def adapter(self, name: str) -> dict[str, Any]:
         """An adapter with every version (yanked and revoked flagged)."""
-        return self._json("GET", f"/api/v1/adapters/{name}")
+        return self._json("GET", f"/api/v1/adapters/{_checked_name(name)}")
 
     def keys(self) -> list[dict[str, str]]:
         """The registry's public keys (for ``lorareg trust add-registry``)."""
-        keys: list[dict[str, str]] = self._json("GET", "/api/v1/keys")["keys"]
-        return keys
+        return checked_keys(self._json("GET", "/api/v1/keys"), what="keys")
 
     def signature(self, name: str, version: str) -> bytes:
-        """The countersigned bundle of a version, byte for byte."""
-        return self._request("GET", f"/api/v1/adapters/{name}/versions/{version}/signature").content
+        """The countersigned bundle of a version, byte for byte (at most ``MAX_BUNDLE_ANSWER_BYTES``)."""
+        url = f"/api/v1/adapters/{_checked_name(name)}/versions/{_checked_version(version)}/signature"
+        return self._request("GET", url, cap=MAX_BUNDLE_ANSWER_BYTES).content
 
     def revocations(self) -> bytes:
-        """The current signed revocation list (unverified bytes; ``pull`` verifies them)."""
-        return self._request("GET", "/api/v1/revocations").content
+        """The current signed revocation list (unverified bytes, at most ``MAX_REVOCATIONS_BYTES``)."""
+        return self._request("GET", "/api/v1/revocations", cap=MAX_REVOCATIONS_BYTES).content
 
     def yank(self, ref: str) -> dict[str, Any]:
         """Yank ``ns/name@version`` (publisher of the namespace)."""
         name, version = _split_exact(ref)
-        return self._json("POST", f"/api/v1/adapters/{name}/versions/{version}/yank", idempotent=True)
+        answer = self._json("POST", f"/api/v1/adapters/{name}/versions/{version}/yank", idempotent=True)
+        return checked_texts(answer, ("ref", "status"), what="yank")
 
     def unyank(self, ref: str) -> dict[str, Any]:
         """Undo a yank of ``ns/name@version``."""
         name, version = _split_exact(ref)
-        return self._json("POST", f"/api/v1/adapters/{name}/versions/{version}/unyank", idempotent=True)
+        answer = self._json("POST", f"/api/v1/adapters/{name}/versions/{version}/unyank", idempotent=True)
+        return checked_texts(answer, ("ref", "status"), what="unyank")
 
     # -- takedowns and previews -----------------------------------------------------------------------
     def file_takedown(
@@ -294,9 +312,10 @@ class Client:
                 )
             return self._pull_unverified(ref, out_dir, progress)
         detail = self.resolve(ref)
-        sha256, size = str(detail["sha256"]), int(detail["size"])
+        sha256 = str(detail["sha256"])
         bundle = self.signature(detail["name"], detail["version"])
         checks = self._pull_checks(trust, policy, sha256=sha256, ref=ref)
+        size = signed_size(bundle, trust=checks.trust, detail=detail, ref=ref)  # bounds the download
         algorithm, expected = digest_plan(bundle, sha256=sha256, verify=True)
         with self.cache.download_lock(sha256):
             cached = self.cache.lookup(sha256)
@@ -329,8 +348,9 @@ class Client:
         content address: that catches a broken transfer, and proves nothing about provenance.
         """
         detail = self.resolve(ref)
-        sha256, size = str(detail["sha256"]), int(detail["size"])
+        sha256 = str(detail["sha256"])
         bundle = self.signature(detail["name"], detail["version"])
+        size = unverified_size(bundle, detail=detail)
         target = _out_path(detail, out_dir)
         part = target.with_name(f".{target.name}.part")
         try:
@@ -369,24 +389,31 @@ class Client:
     ) -> Fetched:
         from lorareg.client.download import download_resumable
 
+        deadline = TransferDeadline(grace_s=self._timeout)
         return download_resumable(
-            self._blob_opener(f"/api/v1/blobs/sha256/{sha256}"),
+            self._blob_opener(f"/api/v1/blobs/sha256/{sha256}", give_up_at=deadline.latest(size)),
             part=part,
             size=size,
             algorithm=algorithm,
             raise_for=_raise_for,
             progress=progress,
+            deadline=deadline,
         )
 
-    def _blob_opener(self, path: str) -> OpenBody:
+    def _blob_opener(self, path: str, *, give_up_at: float) -> OpenBody:
         """Blob GETs via ``http.client`` where allowed (big reads; ``lorareg.client.download_http``), else
-        httpx."""
+        httpx.
+
+        ``give_up_at`` cuts a direct connection that is still open at the download's deadline.
+        """
         from lorareg.client.download_http import open_direct, open_httpx
 
         fixed = {**self._headers, "Accept-Encoding": "identity"}  # the stored bytes, never re-encoded
         if self._direct_blobs:
             url = self.registry_url + path
-            return lambda extra: open_direct(url, {**fixed, **extra}, timeout=self._timeout)
+            return lambda extra: open_direct(
+                url, {**fixed, **extra}, timeout=self._timeout, give_up_at=give_up_at
+            )
         return lambda extra: open_httpx(self._http, path, {**fixed, **extra})
 
     def _discard(self, path: Path, *, sha256: str, cached: bool) -> None:
@@ -423,9 +450,7 @@ class Client:
 
     # -- HTTP plumbing ----------------------------------------------------------------------------------
     def _json(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
-        response = self._request(method, url, **kwargs)
-        if len(response.content) > MAX_JSON_BYTES:
-            raise RemoteError(f"answer of {len(response.content)} bytes from {url} exceeds {MAX_JSON_BYTES}")
+        response = self._request(method, url, **kwargs)  # capped at MAX_JSON_BYTES as it streams
         try:
             data = response.json()
         except ValueError as e:
@@ -447,13 +472,18 @@ class Client:
         headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
         allow: frozenset[int] | set[int] = frozenset(),
+        cap: int = MAX_JSON_BYTES,
     ) -> httpx.Response:
-        """Send one request with retries (idempotent ones only) and map error answers to LoraregError."""
+        """Send one request with retries (idempotent ones only) and map error answers to LoraregError.
+
+        The answer's body is streamed into a buffer capped at ``cap`` bytes, under a
+        :class:`~lorareg.client.limits.TransferDeadline` (``lorareg.client.limits``).
+        """
         retry_all = method in ("GET", "HEAD") if idempotent is None else idempotent
         for attempt in range(1, MAX_ATTEMPTS + 1):
             body = content_factory() if content_factory is not None else content
             try:
-                response = self._http.request(method, url, params=params, content=body, headers=headers)
+                response = self._send(method, url, params=params, content=body, headers=headers, cap=cap)
             except httpx.TransportError as e:
                 if attempt < MAX_ATTEMPTS and (retry_all or isinstance(e, httpx.ConnectError)):
                     time.sleep(BACKOFF_BASE_S * 2 ** (attempt - 1))
@@ -466,6 +496,29 @@ class Client:
                 _raise_for(response)
             return response
         raise AssertionError("unreachable: the loop returns or raises")
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None,
+        content: bytes | Iterator[bytes] | None,
+        headers: Mapping[str, str] | None,
+        cap: int,
+    ) -> httpx.Response:
+        """One request; the answer's body read capped and in time, returned as a complete response."""
+        deadline = TransferDeadline(grace_s=self._timeout)
+        try:
+            request = self._http.build_request(method, url, params=params, content=content, headers=headers)
+        except httpx.InvalidURL as e:  # a NUL or other character no URL may hold
+            raise RemoteError(f"cannot request {url!r}: {e}") from e
+        streamed = self._http.send(request, stream=True)
+        try:
+            data = read_capped(streamed, cap=cap, deadline=deadline, what=f"{method} {url}")
+        finally:
+            streamed.close()
+        return httpx.Response(streamed.status_code, headers=streamed.headers, content=data, request=request)
 
 
 def _tls_settings(registry_url: str) -> ssl.SSLContext | bool:
@@ -530,7 +583,22 @@ def _split_exact(ref: str) -> tuple[str, str]:
     name, sep, version = ref.partition("@")
     if not sep or not version or name.count("/") != 1:
         raise errors.InputError(f"expected namespace/name@version, got {ref!r}")
-    return name, version
+    return _checked_name(name), _checked_version(version)
+
+
+def _checked_name(name: str) -> str:
+    """``name`` if it is a valid ``namespace/adapter`` (the manifest's rule) before it enters a URL."""
+    from lorareg.manifest.ids import check_name
+
+    return check_name(name)
+
+
+def _checked_version(version: str) -> str:
+    """``version`` if it is a valid semantic version (the manifest's rule) before it enters a URL."""
+    from lorareg.manifest.ids import SemVer
+
+    SemVer.parse(version)
+    return version
 
 
 def _prepare_out_dir(out_dir: Path) -> None:
@@ -544,8 +612,13 @@ def _prepare_out_dir(out_dir: Path) -> None:
 
 
 def _out_path(detail: Mapping[str, Any], out_dir: Path) -> Path:
+    """``<adapter>-<version>.safetensors`` in ``out_dir``; name and version were checked (``resolve``), so
+    the file name holds no separator, and a last check keeps it in ``out_dir`` whatever changes upstream."""
     adapter = str(detail["name"]).split("/")[-1]
-    return out_dir / f"{adapter}-{detail['version']}.safetensors"
+    target = out_dir / f"{adapter}-{detail['version']}.safetensors"
+    if target.parent != out_dir or target.name.startswith("."):
+        raise RemoteError(f"the registry's name {detail['name']!r}@{detail['version']!r} is not a file name")
+    return target
 
 
 def _copy_out(path: Path, detail: Mapping[str, Any], out_dir: Path) -> Path:

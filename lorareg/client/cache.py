@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from lorareg.signing.keys import PublicKey
     from lorareg.signing.revocation import RevocationList
 
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")  # used with fullmatch: "$" would accept a trailing newline
 
 
 def default_cache_dir() -> Path:
@@ -278,7 +278,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # "now" for a signature-only check: n
 
 
 def _check(sha256: str) -> str:
-    if not _SHA256_RE.match(sha256):
+    if not _SHA256_RE.fullmatch(sha256):
         raise InputError(f"not a sha256 digest: expected 64 lower-case hex characters, got {sha256!r}")
     return sha256
 

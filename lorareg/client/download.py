@@ -20,6 +20,12 @@ kept as they pass, so the facts are parsed from the bytes that were hashed.
 A dropped connection is resumed with ``Range: bytes=<bytes received>-``; a part file left by an earlier,
 interrupted process is hashed once from disk and then continued. A server that ignores the range (200)
 restarts the file. This module moves and hashes bytes; it does not decide whether they are trustworthy.
+
+``size`` is a hard bound, never a hint: the client passes the signed manifest's size, the part file never
+grows past it (a longer one left on disk is truncated), an answer announcing more is refused before its
+body is read, and one that sends more is refused at the first byte too many. A
+:class:`~lorareg.client.limits.TransferDeadline` bounds the time: a server that trickles is cut off once
+the transfer falls below the minimum average rate.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import httpx
 from lorareg.adapter.hashing import new_hasher
 from lorareg.adapter.safetensors import MAX_HEADER_BYTES
 from lorareg.client.download_http import BlobBody, OpenBody, TransferInterruptedError
+from lorareg.client.limits import TransferDeadline
 from lorareg.errors import RemoteError, StorageError
 
 Progress = Callable[[int, int], None]
@@ -47,6 +54,7 @@ WRITE_BYTES = 256 * 2**10  # one write call (see the module docstring)
 POOL_BLOCKS = 8  # buffers in flight at most: 8 MiB
 MAX_RESUMES = 5  # dropped connections survived per download
 RESUME_BACKOFF_S = 0.2  # first pause before resuming; doubles each time
+DEFAULT_GRACE_S = 30.0  # a transfer's grace period before the minimum rate applies (the client's timeout)
 DIGESTS = ("sha256", "blake3")
 _LENGTH_BYTES = 8  # the safetensors header-length prefix
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
@@ -70,6 +78,7 @@ def download_resumable(
     algorithm: str = "sha256",
     raise_for: Callable[[httpx.Response], None],
     progress: Progress | None = None,
+    deadline: TransferDeadline | None = None,
 ) -> Fetched:
     """Download ``size`` bytes into ``part`` (continuing what it holds), hashing them with ``algorithm``.
 
@@ -80,20 +89,24 @@ def download_resumable(
         algorithm: ``"sha256"`` or ``"blake3"``.
         raise_for: turns an error answer into the matching LoraregError.
         progress: called with ``(bytes done, size)``.
+        deadline: bounds the time the bytes received may take (default: a 30 s grace period, then the
+            minimum rate of ``lorareg.client.limits``).
 
     Raises:
-        RemoteError: the connection kept dropping, or the server sent other bytes than announced.
+        RemoteError: the connection kept dropping, the server announced or sent more than ``size`` bytes
+            or other bytes than asked for, or it was too slow.
         StorageError: the part file cannot be written.
     """
     if algorithm not in DIGESTS:
         raise ValueError(f"unsupported digest {algorithm!r}; expected one of {DIGESTS}")
+    timer = deadline or TransferDeadline(grace_s=DEFAULT_GRACE_S)
     for _ in range(2):  # the second round only when a server answered a Range request with the whole body
         fd = _open_part(part)
         try:
             with _Sink(fd, algorithm) as sink:
                 try:
                     _take_kept(fd, sink, size)
-                    _fill(open_body, sink, size=size, raise_for=raise_for, progress=progress)
+                    _fill(open_body, sink, size=size, raise_for=raise_for, progress=progress, deadline=timer)
                 except _RangeIgnoredError:
                     sink.abandon()
                     os.ftruncate(fd, 0)
@@ -111,28 +124,45 @@ def _fill(
     size: int,
     raise_for: Callable[[httpx.Response], None],
     progress: Progress | None,
+    deadline: TransferDeadline,
 ) -> None:
     """Receive until the sink holds ``size`` bytes, resuming after dropped connections."""
     resumes = 0
+    kept = sink.offset  # bytes already on disk: not received now, so no credit towards the deadline
+    timer = _Timer(deadline, sink, kept)
     while sink.offset < size:
         headers = {"Range": f"bytes={sink.offset}-"} if sink.offset else {}
         try:
             with open_body(headers) as body:
                 _check_answer(body, offset=sink.offset, size=size, raise_for=raise_for)
-                _receive(body, sink, size=size, progress=progress)
+                _receive(body, sink, size=size, progress=progress, timer=timer)
         except TransferInterruptedError as e:
             resumes += 1
             if resumes > MAX_RESUMES:
                 raise RemoteError(f"download kept failing after {sink.offset} of {size} bytes: {e}") from e
+            timer.check(0)
             time.sleep(RESUME_BACKOFF_S * 2 ** (resumes - 1))
 
 
-def _receive(body: BlobBody, sink: _Sink, *, size: int, progress: Progress | None) -> None:
+@dataclass(frozen=True, slots=True)
+class _Timer:
+    """The deadline, fed with the bytes received in this call (kept bytes excluded)."""
+
+    deadline: TransferDeadline
+    sink: _Sink
+    kept: int
+
+    def check(self, pending: int) -> None:
+        """``pending``: bytes read into the current buffer but not yet submitted."""
+        self.deadline.check(self.sink.offset - self.kept + pending, what="blob download")
+
+
+def _receive(body: BlobBody, sink: _Sink, *, size: int, progress: Progress | None, timer: _Timer) -> None:
     """Read the body into pool buffers and submit them; bytes read before a drop are kept."""
     while sink.offset < size:
         buffer = sink.buffer()
         view = memoryview(buffer)[: min(BLOCK_BYTES, size - sink.offset)]
-        filled, interrupted = _read_block(body, view)
+        filled, interrupted = _read_block(body, view, timer)
         sink.submit(buffer, filled)
         if progress is not None:
             progress(sink.offset, size)
@@ -148,7 +178,9 @@ def _receive(body: BlobBody, sink: _Sink, *, size: int, progress: Progress | Non
         raise RemoteError(f"server sent more than the {size} bytes it announced")
 
 
-def _read_block(body: BlobBody, view: memoryview) -> tuple[int, TransferInterruptedError | None]:
+def _read_block(
+    body: BlobBody, view: memoryview, timer: _Timer
+) -> tuple[int, TransferInterruptedError | None]:
     """Fill ``view`` (fewer bytes only at the end of the body); a drop returns what came before it."""
     filled = 0
     while filled < len(view):
@@ -159,6 +191,7 @@ def _read_block(body: BlobBody, view: memoryview) -> tuple[int, TransferInterrup
         if count == 0:
             break
         filled += count
+        timer.check(filled)
     return filled, None
 
 

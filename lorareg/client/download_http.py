@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import socket
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Protocol
@@ -72,8 +75,14 @@ def direct_allowed(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def open_direct(url: str, headers: Mapping[str, str], *, timeout: float) -> Iterator[BlobBody]:
+def open_direct(
+    url: str, headers: Mapping[str, str], *, timeout: float, give_up_at: float | None = None
+) -> Iterator[BlobBody]:
     """GET ``url`` with ``http.client``; yields the answer once its status line and headers are in.
+
+    ``give_up_at`` (a ``time.monotonic()`` value) arms a watchdog that shuts the socket down then:
+    ``http.client`` fills a whole buffer before it returns, so a server trickling bytes would otherwise
+    hold a read for as long as it likes; the cut shows as a dropped connection.
 
     Raises:
         TransferInterruptedError: the connection could not be made or failed before the headers arrived.
@@ -81,15 +90,36 @@ def open_direct(url: str, headers: Mapping[str, str], *, timeout: float) -> Iter
     parts = urlsplit(url)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     connection = _connection(parts.scheme, parts.hostname or "", parts.port, timeout=timeout)
+    watchdog = None
     try:
         try:
             connection.request("GET", target or "/", headers=dict(headers))
+            # The socket now, while the connection holds it: an answer that closes the connection takes
+            # it over, and ``connection.sock`` becomes None.
+            watchdog = _watchdog(connection.sock, give_up_at)
             response = connection.getresponse()
         except (OSError, http.client.HTTPException) as e:
             raise TransferInterruptedError(f"GET {url}: {type(e).__name__}: {e}") from e
         yield _DirectBody(response)
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         connection.close()
+
+
+def _watchdog(sock: socket.socket | None, give_up_at: float | None) -> threading.Timer | None:
+    if give_up_at is None or sock is None:
+        return None
+    timer = threading.Timer(max(0.0, give_up_at - time.monotonic()), _cut, args=(sock,))
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def _cut(sock: socket.socket) -> None:
+    """Shut the socket down (from the watchdog thread): a read blocked on it returns at once."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lorareg.errors import VerificationError
+from lorareg.errors import LoraregError, RemoteError, VerificationError
 from lorareg.signing.filecheck import claimed_digests
 
 if TYPE_CHECKING:
@@ -36,6 +36,59 @@ class PullChecks:
     trust: TrustStore
     policy: Policy
     revoked: dict[str, str]  # digest -> public reason, from the verified revocation list
+
+
+def signed_size(bundle: bytes, *, trust: TrustStore, detail: Mapping[str, Any], ref: str) -> int:
+    """The size the download may reach: the signed manifest's, checked before a byte is downloaded.
+
+    The bundle's signatures are checked first (a trusted key must have signed it, else a registry could
+    raise the size in an unsigned copy), then the signed resource digest and size must be what the
+    registry serves: a registry that announces another size or digest is refused here, at once, instead
+    of being believed for the length of a download. A signature without a lorareg manifest (allowed only
+    by a policy without ``require_lorareg_manifest``) signs no size; then the registry's size stands, and
+    the digest check after the download is what binds the bytes.
+
+    Raises:
+        VerificationError: no trusted signature, or the registry's digest or size is not the signed one.
+    """
+    from lorareg.signing.verify import signed_statement
+
+    statement = signed_statement(bundle, trust=trust)
+    reasons = []
+    if statement.resource_digest != detail["sha256"]:
+        reasons.append(
+            f"the signature covers sha256 {statement.resource_digest}; the registry serves {detail['sha256']}"
+        )
+    size = (statement.manifest or {}).get("size", detail["size"])
+    if type(size) is not int or size != detail["size"]:
+        reasons.append(
+            f"the registry says the file has {detail['size']} bytes; the signed manifest says {size}"
+        )
+    if reasons:
+        raise VerificationError(reasons, subject=ref)
+    return int(detail["size"])
+
+
+def unverified_size(bundle: bytes, *, detail: Mapping[str, Any]) -> int:
+    """The size an unverified download may reach: the registry's, which its own signature file must agree
+    with when it carries a manifest (unverified: a mismatch only shows the registry contradicts itself).
+
+    Raises:
+        RemoteError: the registry's size and its signature file's manifest disagree.
+    """
+    from lorareg.signing.bundle import Bundle
+    from lorareg.signing.statement import parse_statement
+
+    try:
+        manifest = parse_statement(Bundle.from_bytes(bundle).envelope.payload).manifest or {}
+    except LoraregError:
+        manifest = {}  # ``lorareg verify`` will say what is wrong with the signature file
+    size = manifest.get("size", detail["size"])
+    if size != detail["size"]:
+        raise RemoteError(
+            f"the registry says the file has {detail['size']} bytes; its signature file says {size}"
+        )
+    return int(detail["size"])
 
 
 def digest_plan(bundle: bytes, *, sha256: str, verify: bool) -> tuple[str, str]:

@@ -167,6 +167,26 @@ def verify_bundle(
     return VerifiedManifest(manifest, signers, statement.subject_name, statement.resource_digest, notes)
 
 
+def signed_statement(bundle_bytes: bytes, *, trust: TrustLike) -> Statement:
+    """The statement of a bundle that at least one trusted key signed, before any file is at hand.
+
+    ``pull`` reads the signed size and digest from it so that a download is bounded by what was signed,
+    not by what the server says. This is steps 1-3 of :func:`verify_bundle` only: the full verification
+    (namespaces, policy, the file itself) still runs on the downloaded bytes.
+
+    Raises:
+        VerificationError: malformed bundle, wrong payload type, a trusted signature that does not
+            verify, or no trusted signature at all.
+    """
+    envelope = _parse_bundle(bundle_bytes)
+    reasons = _payload_type_problems(envelope)
+    valid, sig_reasons = _check_signatures(envelope, trust)
+    reasons += sig_reasons
+    if not valid or reasons:
+        raise VerificationError(reasons or [_no_trusted_signature(envelope)])
+    return parse_statement(envelope.payload)
+
+
 def _parse_bundle(bundle_bytes: bytes) -> Envelope:
     try:
         return Bundle.from_bytes(bundle_bytes).envelope

@@ -10,6 +10,7 @@ Deliberately not here: routes, cookies, HTML.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -238,7 +239,7 @@ def file_metadata(registry: Registry, record: VersionRecord) -> list[tuple[str, 
         metadata = parse_header(head, file_size=record.blob.size).metadata
     except LoraregError:
         return []
-    rows = sorted((str(k), _shorten(str(v), MAX_METADATA_CHARS)) for k, v in metadata.items())
+    rows = sorted((str(k), _shorten(_visible(str(v)), MAX_METADATA_CHARS)) for k, v in metadata.items())
     return rows[:MAX_METADATA_ROWS]
 
 
@@ -328,3 +329,14 @@ def _size(n: int) -> str:
 
 def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# Metadata values keep control, C1 and bidi characters (real files hold mojibake such as "donâ\x80\x99t");
+# a page shows them as visible escapes so they cannot reorder or hide the text around them.
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]"
+)
+
+
+def _visible(text: str) -> str:
+    return _INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
