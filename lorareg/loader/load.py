@@ -146,7 +146,7 @@ def _check(
     except VerificationError as e:
         verification += e.reasons
     use = _use_record(source, digests, manifest, facts, weight=weight, adapter_name=adapter_name)
-    incompatibility = _family_reasons(use, facts.family, detect_family(pipe))
+    incompatibility = _family_reasons(use, facts.family, detect_family(pipe), facts.alternatives)
     incompatibility += _structure_reasons(pipe, header, scalars)
     if use.adapter_name in _loaded_names(pipe):
         incompatibility.append(
@@ -226,10 +226,18 @@ def _all_digests(data: bytes) -> dict[str, str]:
     return {k: v for k, v in hasher.finish().to_dict().items() if v}
 
 
-def _family_reasons(use: AdapterUse, fact_family: str, pipeline: PipelineFamily) -> list[str]:
-    """The adapter's declared (signed) family and the family its tensors show must both fit the pipeline."""
+def _family_reasons(
+    use: AdapterUse, fact_family: str, pipeline: PipelineFamily, alternatives: tuple[str, ...] = ()
+) -> list[str]:
+    """The adapter's declared (signed) family and the family its tensors show must both fit the pipeline.
+
+    Where the tensors cannot tell two families apart (``alternatives``: FLUX.1 vs FLUX.2 klein-4B
+    attention), a pipeline of the other family is not refused by name: the structural check decides.
+    """
     if pipeline.family == "unknown":
         return []  # nothing to compare; the structural check still decides
+    if pipeline.family in alternatives and use.family in (fact_family, pipeline.family):
+        return []
     claimed = {f for f in (use.family, fact_family) if f and f != "unknown"}
     return [
         f"{use.ref} targets {family}; this pipeline is {pipeline.describe()}"
