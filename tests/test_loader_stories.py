@@ -28,6 +28,7 @@ from lorareg.signing.sign import sign_file
 from lorareg.signing.trust import TrustedKey, TrustStore
 from tests import tiny_kohya as kohya
 from tests import tiny_pipelines as tiny
+from tests.image_parsers import assert_readers_attribute
 
 Signer = Callable[..., Path]
 SD3_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "to_add_out", "ff.net.0.proj"]
@@ -302,8 +303,11 @@ def test_saved_png_reads_back_with_the_verified_adapter(
     claimed = read_provenance(out)
     assert claimed.adapters == (use,)
     assert claimed.parameters is not None
-    assert claimed.parameters.startswith("a cat <lora:acme_ink:0.7>\nSteps: 2, Seed: 0, ")
+    assert claimed.parameters.startswith(
+        "a cat <lora:acme_ink:0.7>\nSteps: 2, Sampler: DDIM, CFG scale: 7.5, "
+    )
     assert f'Lora hashes: "acme_ink: {use.autov3[:12]}"' in claimed.parameters
+    assert_readers_attribute(out, (use,))
 
 
 @pytest.mark.parametrize("family", ["sd1", "sdxl", "sd3", "flux1"])
