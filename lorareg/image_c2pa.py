@@ -2,8 +2,9 @@
 
 Optional (``c2pa-python``, the Content Authenticity Initiative's library): :func:`embed_c2pa` rewrites a
 PNG, JPEG or WebP (by suffix) that :func:`lorareg.save_image` wrote, adding a C2PA manifest store signed with
-the caller's X.509 certificate chain (ES256). The PNG text chunks / JPEG and WebP EXIF stay. Validators report ``signingCredential.untrusted``
-unless the chain leads to a CA on the C2PA trust list; that is a deployment matter, not the format's.
+the caller's X.509 certificate chain (ES256). The PNG text chunks / JPEG and WebP EXIF stay. Validators
+report ``signingCredential.untrusted`` unless the chain leads to a CA on the C2PA trust list; that is a
+deployment matter, not the format's.
 Deliberately not here: certificate management (the caller passes PEM bytes).
 """
 
@@ -25,7 +26,7 @@ _MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}  # 
 def embed_c2pa(
     path: str | Path, adapters: list[AdapterUse], *, cert_chain_pem: bytes, private_key_pem: bytes
 ) -> None:
-    """Sign ``path`` (PNG, JPEG or WebP by suffix) in place with a manifest naming ``adapters`` as ingredients.
+    """Sign ``path`` (PNG, JPEG or WebP by suffix) in place, naming ``adapters`` as ingredients.
 
     Raises:
         InputError: c2pa-python is missing, or it refuses the certificate, key or image.
