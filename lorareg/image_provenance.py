@@ -29,6 +29,7 @@ from lorareg import image_settings as _settings
 from lorareg.errors import InputError, LoraregError
 
 PIPE_ATTRIBUTE = "_lorareg_adapters"  # dict[adapter_name, AdapterUse] kept on the pipeline object
+MERGED_ATTRIBUTE = "_lorareg_merged"  # LyCORIS adapters the loader merged into the weights (loader/merge.py)
 PARAMETERS_CHUNK = "parameters"  # the A1111 key Civitai and image viewers read
 LORAREG_CHUNK = "lorareg"
 SCHEMA_VERSION = 1
@@ -292,10 +293,11 @@ def _check_types(use: AdapterUse) -> None:
 
 def _active_names(pipe: Any) -> set[str] | None:
     """Names diffusers reports active, or None when the pipeline cannot say (then trust the record)."""
+    merged = set(getattr(getattr(pipe, MERGED_ATTRIBUTE, None), "adapters", {}))  # always active
     getter = getattr(pipe, "get_active_adapters", None)
     if getter is None:
-        return None
+        return merged or None
     try:
-        return set(getter())
+        return set(getter()) | merged
     except (ValueError, AttributeError):
-        return set()
+        return merged

@@ -32,6 +32,7 @@ from typing import Any
 from lorareg.errors import IncompatibleAdapterError, InputError, NotFoundError, VerificationError
 from lorareg.image_provenance import PIPE_ATTRIBUTE, AdapterUse, forget_adapter, record_adapter
 from lorareg.loader.family import PipelineFamily, detect_family
+from lorareg.loader.merge import MERGED_TYPES, merge_adapter, merge_reasons, merged_names, unmerge_adapter
 from lorareg.loader.source import AdapterSource, open_adapter
 from lorareg.loader.stacking import StackingWarning, stacking_problems
 from lorareg.loader.structure import adapter_targets, check_structure
@@ -50,6 +51,7 @@ class _Checked:
     incompatibility: list[str]
     advice: list[str]
     lora_metadata: dict[str, Any] | None
+    merge: bool = False  # LyCORIS LoHa/LoKr: merged by ``merge.py``, not loaded by diffusers
 
 
 def load_verified_lora(
@@ -98,7 +100,10 @@ def load_verified_lora(
         raise IncompatibleAdapterError(checked.incompatibility, subject=source.label)
     for advice in checked.advice:
         warnings.warn(f"{source.label}: {advice}", StackingWarning, stacklevel=2)
-    _apply(pipe, source.data, checked.use, checked.lora_metadata)
+    if checked.merge:
+        _merge(pipe, source.data, checked.use)
+    else:
+        _apply(pipe, source.data, checked.use, checked.lora_metadata)
     record_adapter(pipe, checked.use)
     return checked.use
 
@@ -111,7 +116,10 @@ def unload_lora(pipe: Any, name: str) -> None:
     """
     if name not in _loaded_names(pipe):
         raise NotFoundError(f"pipeline has no adapter named {name!r} (loaded: {sorted(_loaded_names(pipe))})")
-    pipe.delete_adapters(name)
+    if name in merged_names(pipe):
+        unmerge_adapter(pipe, name)
+    else:
+        pipe.delete_adapters(name)
     forget_adapter(pipe, name)
     _set_weights(pipe, None)
 
@@ -147,13 +155,17 @@ def _check(
         verification += e.reasons
     use = _use_record(source, digests, manifest, facts, weight=weight, adapter_name=adapter_name)
     incompatibility = _family_reasons(use, facts.family, detect_family(pipe), facts.alternatives)
-    incompatibility += _structure_reasons(pipe, header, scalars)
+    merge = facts.type in MERGED_TYPES
+    incompatibility += (
+        merge_reasons(pipe, header, scalars) if merge else _structure_reasons(pipe, header, scalars)
+    )
     if use.adapter_name in _loaded_names(pipe):
         incompatibility.append(
             f"adapter name {use.adapter_name!r} is already loaded; unload it or pass adapter_name="
         )
     refusals, advice = stacking_problems(weights=[*_stack_weights(pipe), weight], policy=policy)
-    return _Checked(use, verification + refusals, incompatibility, advice, _lora_metadata(header.metadata))
+    metadata = _lora_metadata(header.metadata)
+    return _Checked(use, verification + refusals, incompatibility, advice, metadata, merge)
 
 
 def _bound_digest(source: AdapterSource) -> dict[str, str]:
@@ -326,7 +338,22 @@ def _file_metadata(pipe: Any, lora_metadata: dict[str, Any] | None) -> Iterator[
         del pipe.lora_state_dict
 
 
+def _merge(pipe: Any, data: bytes, use: AdapterUse) -> None:
+    """Parse the verified buffer and merge its ΔW (LyCORIS); a failure leaves the weights as they were."""
+    from safetensors.torch import load
+
+    try:
+        merge_adapter(pipe, use.adapter_name, load(data), weight=use.weight)
+    except Exception as e:  # merge_adapter restored the weights before re-raising
+        raise IncompatibleAdapterError([f"merging the adapter failed: {type(e).__name__}: {e}"]) from e
+
+
 def _loaded_names(pipe: Any) -> set[str]:
+    return _peft_names(pipe) | set(merged_names(pipe))
+
+
+def _peft_names(pipe: Any) -> set[str]:
+    """Adapters diffusers/peft hold (``set_adapters`` reaches these; merged ones it does not)."""
     getter = getattr(pipe, "get_list_adapters", None)
     if getter is None:
         return set()
@@ -342,8 +369,8 @@ def _stack_weights(pipe: Any) -> list[float]:
 def _set_weights(pipe: Any, new: AdapterUse | None) -> None:
     """Activate every loaded adapter with its recorded weight (1.0 for adapters lorareg did not load)."""
     records: dict[str, AdapterUse] = getattr(pipe, PIPE_ATTRIBUTE, {})
-    names = sorted(_loaded_names(pipe))
-    if not names:
+    names = sorted(_peft_names(pipe))
+    if not names or (new is not None and new.adapter_name not in names):
         return
     if new is not None and names == [new.adapter_name] and new.weight == 1.0:
         return  # diffusers already made the one adapter active at weight 1.0; set_adapters would redo it
