@@ -32,6 +32,7 @@ from typing import Any
 from lorareg.errors import IncompatibleAdapterError, InputError, NotFoundError, VerificationError
 from lorareg.image_provenance import PIPE_ATTRIBUTE, AdapterUse, forget_adapter, record_adapter
 from lorareg.loader.family import PipelineFamily, detect_family
+from lorareg.loader.kohya_sd3 import convert_kohya_sd3, is_kohya_sd3
 from lorareg.loader.merge import MERGED_TYPES, merge_adapter, merge_reasons, merged_names, unmerge_adapter
 from lorareg.loader.source import AdapterSource, open_adapter
 from lorareg.loader.stacking import StackingWarning, stacking_problems
@@ -300,6 +301,8 @@ def _apply(pipe: Any, data: bytes, use: AdapterUse, lora_metadata: dict[str, Any
     from safetensors.torch import load
 
     state = load(data)
+    if is_kohya_sd3(pipe, state):
+        state = convert_kohya_sd3(pipe, state)  # checked by the structural check, which converted alike
     try:
         with _file_metadata(pipe, lora_metadata):
             pipe.load_lora_weights(state, adapter_name=use.adapter_name)

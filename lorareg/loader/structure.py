@@ -26,6 +26,7 @@ from diffusers.utils.state_dict_utils import (
 )
 from torch.overrides import TorchFunctionMode
 
+from lorareg.loader.kohya_sd3 import convert_kohya_sd3, is_kohya_sd3
 from lorareg.safetensors import SafetensorsHeader
 
 MAX_NAMED_MODULES = 5  # module names quoted in one refusal reason before "(+N more)"
@@ -68,7 +69,10 @@ def adapter_targets(pipe: Any, header: SafetensorsHeader, scalars: Mapping[str, 
     Raises:
         ValueError: diffusers' converter rejects the keys (the caller reports it as incompatibility).
     """
-    converted = _convert_like_diffusers(pipe, _meta_state_dict(header, scalars))
+    state = _meta_state_dict(header, scalars)
+    if is_kohya_sd3(pipe, state):
+        state = convert_kohya_sd3(pipe, state)  # diffusers has no converter for these names
+    converted = _convert_like_diffusers(pipe, state)
     groups: dict[str, dict[str, torch.Tensor]] = {}
     for key, tensor in converted.items():
         component, _, rest = key.partition(".")
