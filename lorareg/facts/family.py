@@ -54,6 +54,10 @@ def detect_family(layers: Sequence[Layer], keys: Iterable[str]) -> tuple[str, li
     """Return ``(family, reasons)``; ``unknown`` when no layer identifies a base model."""
     if any(k.startswith(("lora_prior_unet_", "lora_prior_te_")) for k in keys):
         return "wuerstchen", ["family wuerstchen: Stable Cascade prior prefix lora_prior_"]
+    if any(x.component == "prior" for x in layers):
+        return "wuerstchen", [
+            "family wuerstchen: prior component (diffusers' Würstchen prior, unet_name prior)"
+        ]
     denoiser = [x for x in layers if x.component in (DENOISER, "unet", "transformer")]
     found = _dit_family(denoiser) or _unet_family(denoiser) or _text_encoder_family(layers)
     return found or ("unknown", ["family unknown: no layer name and shape identifies a base model"])

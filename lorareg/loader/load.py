@@ -31,6 +31,7 @@ from typing import Any
 
 from lorareg.errors import IncompatibleAdapterError, InputError, NotFoundError, VerificationError
 from lorareg.image_provenance import PIPE_ATTRIBUTE, AdapterUse, forget_adapter, record_adapter
+from lorareg.loader import component as unet_peft
 from lorareg.loader.family import PipelineFamily, detect_family
 from lorareg.loader.kohya_sd3 import convert_kohya_sd3, is_kohya_sd3
 from lorareg.loader.merge import MERGED_TYPES, merge_adapter, merge_reasons, merged_names, unmerge_adapter
@@ -119,6 +120,8 @@ def unload_lora(pipe: Any, name: str) -> None:
         raise NotFoundError(f"pipeline has no adapter named {name!r} (loaded: {sorted(_loaded_names(pipe))})")
     if name in merged_names(pipe):
         unmerge_adapter(pipe, name)
+    elif unet_peft.handles(pipe):
+        unet_peft.delete(pipe, name)
     else:
         pipe.delete_adapters(name)
     forget_adapter(pipe, name)
@@ -304,12 +307,17 @@ def _apply(pipe: Any, data: bytes, use: AdapterUse, lora_metadata: dict[str, Any
     if is_kohya_sd3(pipe, state):
         state = convert_kohya_sd3(pipe, state)  # checked by the structural check, which converted alike
     try:
-        with _file_metadata(pipe, lora_metadata):
-            pipe.load_lora_weights(state, adapter_name=use.adapter_name)
+        if unet_peft.handles(pipe):
+            unet_peft.load(pipe, state, name=use.adapter_name)
+        else:
+            with _file_metadata(pipe, lora_metadata):
+                pipe.load_lora_weights(state, adapter_name=use.adapter_name)
         _set_weights(pipe, use)
     except Exception as e:  # anything diffusers/peft raise: report it as ours, after cleaning up
         with contextlib.suppress(Exception):
-            pipe.delete_adapters(use.adapter_name)
+            (unet_peft.delete if unet_peft.handles(pipe) else type(pipe).delete_adapters)(
+                pipe, use.adapter_name
+            )
         raise IncompatibleAdapterError(
             [f"diffusers failed to load the adapter: {type(e).__name__}: {e}"]
         ) from e
@@ -359,7 +367,7 @@ def _peft_names(pipe: Any) -> set[str]:
     """Adapters diffusers/peft hold (``set_adapters`` reaches these; merged ones it does not)."""
     getter = getattr(pipe, "get_list_adapters", None)
     if getter is None:
-        return set()
+        return unet_peft.names(pipe) if unet_peft.handles(pipe) else set()
     return {name for names in getter().values() for name in names}
 
 
@@ -381,7 +389,10 @@ def _set_weights(pipe: Any, new: AdapterUse | None) -> None:
         new.weight if new and n == new.adapter_name else records[n].weight if n in records else 1.0
         for n in names
     ]
-    pipe.set_adapters(names, adapter_weights=weights)
+    if unet_peft.handles(pipe):
+        unet_peft.set_weights(pipe, names, weights)
+    else:
+        pipe.set_adapters(names, adapter_weights=weights)
 
 
 def _trust_and_policy(trust: Any | None, policy: Any | None) -> tuple[Any, Any]:
