@@ -162,3 +162,30 @@ def test_c2pa_signs_jpeg_and_webp_and_exif_survives(tmp_path: Path, suffix: str)
     assert [i["title"] for i in active["ingredients"]] == ["acme/ink@1.2.0"]
     assert {s["code"] for s in store.get("validation_status", [])} <= {"signingCredential.untrusted"}
     assert_readers_attribute(out, (INK,))
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".webp"])
+def test_provenance_cli_reads_jpeg_and_webp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], suffix: str
+) -> None:
+    import json
+
+    from tests.cli_runner import run_main
+
+    out = save_image(Image.new("RGB", (8, 8)), tmp_path / f"o{suffix}", FakePipe(INK), prompt="p")
+    code, stdout, stderr = run_main(monkeypatch, capsys, "provenance", str(out), "--json")
+    assert code == 0, stderr
+    assert [a["ref"] for a in json.loads(stdout)["adapters"]] == ["acme/ink@1.2.0"]
+
+
+def test_provenance_cli_refuses_a_jpeg_with_a_hostile_exif_record_with_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.cli_runner import run_main
+
+    exif = Image.Exif()
+    exif.get_ifd(EXIF_IFD)[0x927C] = b'lorareg\x00{"schema": 1, "adapters": 7}'
+    path = tmp_path / "h.jpg"
+    Image.new("RGB", (4, 4)).save(path, exif=exif.tobytes())
+    code, _, stderr = run_main(monkeypatch, capsys, "provenance", str(path))
+    assert code == 2 and stderr.startswith("error: ")
