@@ -24,6 +24,7 @@ from lorareg.images.provenance import (
     record_adapter,
     save_image,
 )
+from tests.support.image_parsers import assert_readers_attribute
 
 INK = AdapterUse(
     adapter_name="acme_ink",
@@ -101,9 +102,10 @@ def test_saved_png_carries_a1111_parameters_and_lorareg_chunk(tmp_path: Path) ->
     assert text["parameters"].splitlines() == [
         "a cat, ink style <lora:acme_ink:0.8> <lora:acme_pixel:1>",
         "Negative prompt: blurry",
-        'Steps: 2, CFG scale: 7.5, Seed: 42, Sampler: "DPM++ 2M, Karras", '
+        'Steps: 2, Sampler: "DPM++ 2M, Karras", CFG scale: 7.5, Seed: 42, Size: 8x8, '
         'Lora hashes: "acme_ink: 0123456789ab, acme_pixel: fedcba987654", Version: lorareg '
-        + lorareg.__version__,
+        + lorareg.__version__
+        + ', Lorareg: "acme_ink: acme/ink@1.2.0, acme_pixel: acme/pixel@2.0.0"',
     ]
     chunk = json.loads(text["lorareg"])
     assert [a["ref"] for a in chunk["adapters"]] == ["acme/ink@1.2.0", "acme/pixel@2.0.0"]
@@ -111,6 +113,7 @@ def test_saved_png_carries_a1111_parameters_and_lorareg_chunk(tmp_path: Path) ->
     back = read_provenance(out)
     assert back.adapters == (INK, PIXEL)
     assert back.prompt == "a cat, ink style"
+    assert_readers_attribute(out, (INK, PIXEL))
 
 
 def test_prompt_line_breaks_cannot_forge_the_settings_line(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import torch
+from safetensors.torch import load as safetensors_load
 
 from lorareg import attribution, load_verified_lora, save_image, unload_lora
 from lorareg.errors import IncompatibleAdapterError, NotFoundError, VerificationError
@@ -28,6 +29,7 @@ from lorareg.signing.sign import sign_file
 from lorareg.signing.trust import TrustedKey, TrustStore
 from tests.support import tiny_kohya as kohya
 from tests.support import tiny_pipelines as tiny
+from tests.support.image_parsers import assert_readers_attribute
 
 Signer = Callable[..., Path]
 SD3_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "to_add_out", "ff.net.0.proj"]
@@ -302,8 +304,11 @@ def test_saved_png_reads_back_with_the_verified_adapter(
     claimed = read_provenance(out)
     assert claimed.adapters == (use,)
     assert claimed.parameters is not None
-    assert claimed.parameters.startswith("a cat <lora:acme_ink:0.7>\nSteps: 2, Seed: 0, ")
+    assert claimed.parameters.startswith(
+        "a cat <lora:acme_ink:0.7>\nSteps: 2, Sampler: DDIM, CFG scale: 7.5, "
+    )
     assert f'Lora hashes: "acme_ink: {use.autov3[:12]}"' in claimed.parameters
+    assert_readers_attribute(out, (use,))
 
 
 @pytest.mark.parametrize("family", ["sd1", "sdxl", "sd3", "flux1"])
@@ -339,22 +344,39 @@ def test_kohya_file_loads_exactly_as_diffusers_loads_the_path(
     assert torch.allclose(verified, plain, atol=1e-6), (verified - plain).abs().max()
 
 
-def test_kohya_sd3_file_is_refused_because_diffusers_would_load_none_of_it(
+def test_kohya_sd3_file_loads_and_equals_merging_its_delta_into_the_weights(
     families: dict[str, Family], signed: Signer, trust: TrustStore
 ) -> None:
-    """diffusers has no converter for sd-scripts SD3 keys: a plain load registers nothing, with a log line."""
+    """diffusers has no converter for sd-scripts SD3 keys (a plain load registers nothing); lorareg's does.
+
+    The reference is a second, identical pipeline whose weights get ``ΔW = up_part @ down · alpha/rank``
+    added directly, fused qkv split by rows; both must render the same image.
+    """
     sd3 = families["sd3"]
-    data = kohya.kohya_bytes(kohya.sd3_modules(sd3.pipe), rank=KOHYA_RANK)
+    data = kohya.kohya_bytes(kohya.sd3_full_modules(sd3.pipe), rank=KOHYA_RANK, alpha=KOHYA_ALPHA)
     path = signed(data)
-    before = snapshot(sd3.pipe)
-    with pytest.raises(IncompatibleAdapterError) as refused:
-        load_verified_lora(sd3.pipe, path, trust=trust)
-    (reason,) = refused.value.reasons
-    assert reason.startswith("diffusers would load none of this adapter into StableDiffusion3Pipeline")
-    assert "lora_unet_joint_blocks_0_x_block_attn_qkv" in reason
-    assert_untouched(sd3.pipe, before, sd3.base_image)
+    use = load_verified_lora(sd3.pipe, path, trust=trust)
+    holding = {c for c, names in sd3.pipe.get_list_adapters().items() if use.adapter_name in names}
+    assert holding == {"transformer", "text_encoder", "text_encoder_2"}
+    loaded = tiny.render(sd3.pipe)
+    assert not torch.equal(loaded, sd3.base_image)
+    unload_lora(sd3.pipe, use.adapter_name)
+    assert torch.equal(tiny.render(sd3.pipe), sd3.base_image)
+    reference = tiny.sd3_pipeline()
+    state = safetensors_load(data)
+    with torch.no_grad():
+        for name, targets in kohya.sd3_full_modules(reference).items():
+            down, up = state[f"{name}.lora_down.weight"], state[f"{name}.lora_up.weight"]
+            delta = up @ down * (KOHYA_ALPHA / KOHYA_RANK)
+            if name.endswith("context_block_adaLN_modulation_1") and delta.shape[0] == 2 * delta.shape[1]:
+                delta = torch.cat(delta.chunk(2)[::-1])  # SGM (shift, scale) -> diffusers (scale, shift)
+            for module, rows in zip(
+                targets, delta.split([int(m.weight.shape[0]) for m in targets]), strict=True
+            ):
+                module.weight += rows
+    assert torch.allclose(loaded, tiny.render(reference), atol=1e-4)  # merged vs peft's side path
     sd3.pipe.load_lora_weights(str(path), adapter_name="plain")
-    assert not any(sd3.pipe.get_list_adapters().values())  # the silent no-op lorareg refuses
+    assert not any(sd3.pipe.get_list_adapters().values())  # diffusers alone: the silent no-op
 
 
 @pytest.mark.parametrize(

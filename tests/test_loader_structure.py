@@ -142,3 +142,24 @@ def test_transformer_adapters_fit_their_own_pipeline_only(
     data = tiny.peft_lora_bytes(build(), component=component, targets=targets)
     assert reasons_for(own, data) == []
     assert reasons_for(other, data) != []
+
+
+def test_kohya_sd3_names_are_converted_and_unknown_ones_refused_by_name() -> None:
+    from tests.support import tiny_kohya as kohya
+
+    sd3 = tiny.sd3_pipeline()
+    data = kohya.kohya_bytes(kohya.sd3_full_modules(sd3), rank=2)
+    targets = targets_of(sd3, data)
+    assert "transformer.transformer_blocks.0.attn.add_k_proj" in {t.name for t in targets}
+    assert check_structure(sd3, targets) == []
+    state = load(data)
+    state["lora_unet_joint_blocks_0_x_block_attn_gate.lora_down.weight"] = state[
+        "lora_unet_joint_blocks_0_x_block_attn_proj.lora_down.weight"
+    ].clone()
+    state["lora_unet_joint_blocks_0_x_block_attn_gate.lora_up.weight"] = state[
+        "lora_unet_joint_blocks_0_x_block_attn_proj.lora_up.weight"
+    ].clone()
+    with pytest.raises(
+        ValueError, match="map to no module of this pipeline: lora_unet_joint_blocks_0_x_block_attn_gate"
+    ):
+        targets_of(sd3, save(state))

@@ -1,9 +1,10 @@
 """A signed C2PA manifest for a generated image: "AI-generated", with the verified adapters as ingredients.
 
 Optional (``c2pa-python``, the Content Authenticity Initiative's library): :func:`embed_c2pa` rewrites a
-PNG that :func:`lorareg.save_image` wrote, adding a C2PA manifest store signed with the caller's
-X.509 certificate chain (ES256). The PNG's text chunks stay. Validators report ``signingCredential.untrusted``
-unless the chain leads to a CA on the C2PA trust list; that is a deployment matter, not the format's.
+PNG, JPEG or WebP (by suffix) that :func:`lorareg.save_image` wrote, adding a C2PA manifest store signed with
+the caller's X.509 certificate chain (ES256). The PNG text chunks / JPEG and WebP EXIF stay. Validators
+report ``signingCredential.untrusted`` unless the chain leads to a CA on the C2PA trust list; that is a
+deployment matter, not the format's.
 Deliberately not here: certificate management (the caller passes PEM bytes).
 """
 
@@ -19,12 +20,13 @@ from lorareg.images.provenance import AdapterUse
 
 AI_GENERATED = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"  # IPTC source type
 _ADAPTER_FORMAT = "application/octet-stream"
+_MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}  # else image/png
 
 
 def embed_c2pa(
     path: str | Path, adapters: list[AdapterUse], *, cert_chain_pem: bytes, private_key_pem: bytes
 ) -> None:
-    """Sign ``path`` (a PNG) in place with a C2PA manifest naming ``adapters`` as ingredients.
+    """Sign ``path`` (PNG, JPEG or WebP by suffix) in place, naming ``adapters`` as ingredients.
 
     Raises:
         InputError: c2pa-python is missing, or it refuses the certificate, key or image.
@@ -59,8 +61,8 @@ def embed_c2pa(
                 "format": _ADAPTER_FORMAT,
                 "instance_id": f"sha256:{use.sha256}",
             }
-            builder.add_ingredient(json.dumps(ingredient), "image/png", io.BytesIO(source))
-        builder.sign(signer, "image/png", io.BytesIO(source), out)
+            builder.add_ingredient(json.dumps(ingredient), _mime(target), io.BytesIO(source))
+        builder.sign(signer, _mime(target), io.BytesIO(source), out)
     except c2pa.C2paError as e:
         raise InputError(f"C2PA signing failed: {e}") from e
     target.write_bytes(out.getvalue())
@@ -77,8 +79,12 @@ def read_c2pa(path: str | Path) -> dict[str, object]:
     except ImportError as e:
         raise InputError("C2PA needs the c2pa-python package (pip install c2pa-python)") from e
     try:
-        reader = c2pa.Reader("image/png", io.BytesIO(Path(path).read_bytes()))
+        reader = c2pa.Reader(_mime(Path(path)), io.BytesIO(Path(path).read_bytes()))
         store: dict[str, object] = json.loads(reader.json())
     except c2pa.C2paError as e:
         raise InputError(f"{path}: no readable C2PA manifest: {e}") from e
     return store
+
+
+def _mime(path: Path) -> str:
+    return _MIME.get(path.suffix.lower(), "image/png")

@@ -1,11 +1,12 @@
-"""Which verified adapters made an image, written into the PNG and read back.
+"""Which verified adapters made an image, written into the PNG (or JPEG/WebP EXIF) and read back.
 
 The loader records each adapter it loads on the pipeline object (:data:`PIPE_ATTRIBUTE`);
-:func:`attribution` lists those still in use, :func:`save_image` writes two PNG text chunks:
+:func:`attribution` lists those still in use, :func:`save_image` writes two PNG text chunks (JPEG and
+WebP: the same two records in EXIF, see ``lorareg.images.exif``):
 
 - ``parameters``: the AUTOMATIC1111 text (prompt with ``<lora:name:weight>`` tags, then one line of
-  ``Key: value`` pairs with ``Lora hashes: "name: <AutoV3 first 12 hex>, ..."``), which Civitai-style tools
-  parse to attribute an image;
+  ``Key: value`` pairs in A1111's order, ``Steps`` first, with ``Lora hashes: "name: <AutoV3 first 12
+  hex>, ..."``; ``lorareg.images.settings``), which A1111 and Civitai parse to attribute an image;
 - ``lorareg``: JSON with the full refs, all digests, creators, licence and weights.
 
 :func:`read_provenance` reads both back from an untrusted file (strict JSON, size caps) and
@@ -25,15 +26,17 @@ from typing import Any
 
 from lorareg import __version__
 from lorareg.errors import InputError, LoraregError
+from lorareg.images import settings as _settings
 
 PIPE_ATTRIBUTE = "_lorareg_adapters"  # dict[adapter_name, AdapterUse] kept on the pipeline object
+MERGED_ATTRIBUTE = "_lorareg_merged"  # LyCORIS adapters the loader merged into the weights (loader/merge.py)
 PARAMETERS_CHUNK = "parameters"  # the A1111 key Civitai and image viewers read
 LORAREG_CHUNK = "lorareg"
 SCHEMA_VERSION = 1
-AUTOV3_SHORT_HEX = 12  # A1111 "Lora hashes" carry the first 12 hex digits of AutoV3
+AUTOV3_SHORT_HEX = _settings.AUTOV3_SHORT_HEX
+_EXIF_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}  # suffix -> Pillow format; else PNG
 MAX_CHUNK_BYTES = 1 * 2**20  # a provenance chunk larger than this is not ours
 _TAG_NAME = re.compile(r"[^A-Za-z0-9_\-]")
-_A1111_KEYS = {"cfg_scale": "CFG scale", "model_hash": "Model hash", "clip_skip": "Clip skip"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,30 +132,23 @@ def attribution(pipe: Any) -> list[AdapterUse]:
 
 
 def parameters_text(uses: list[AdapterUse], *, prompt: str | None, params: Mapping[str, object]) -> str:
-    """The A1111 ``parameters`` text: prompt + lora tags, optional negative prompt, one settings line."""
-    tags = " ".join(f"<lora:{u.tag_name}:{_number(u.weight)}>" for u in uses)
-    lines = [" ".join(p for p in ((prompt or "").strip(), tags) if p)]
-    rest = dict(params)
-    negative = rest.pop("negative_prompt", None)
-    if negative:
-        lines.append(f"Negative prompt: {negative}")
-    pairs = [f"{_a1111_key(k)}: {_a1111_value(v)}" for k, v in rest.items() if v is not None]
-    if uses:
-        hashes = ", ".join(f"{u.tag_name}: {u.autov3[:AUTOV3_SHORT_HEX]}" for u in uses)
-        pairs.append(f'Lora hashes: "{hashes}"')
-    pairs.append(f"Version: lorareg {__version__}")
-    lines.append(", ".join(pairs))
-    return "\n".join(lines)
+    """The A1111 ``parameters`` text in A1111's key order (``lorareg.images.settings``)."""
+    return _settings.parameters_text(uses, prompt=prompt, params=params, version=__version__)
 
 
 def save_image(
     image: Any, path: str | Path, pipe: Any, *, prompt: str | None = None, **params: object
 ) -> Path:
-    """Save ``image`` (a PIL image) as PNG with the ``parameters`` and ``lorareg`` text chunks.
+    """Save ``image`` with the A1111 ``parameters`` text and lorareg's record of the verified adapters.
+
+    PNG gets two text chunks (``parameters``, ``lorareg``); JPEG and WebP (by the suffix ``.jpg``,
+    ``.jpeg``, ``.webp``) get EXIF: ``UserComment`` as A1111 writes it, lorareg's JSON in ``MakerNote``.
+    Settings the pipeline knows (steps, sampler, CFG scale after a run; size; model name) are filled in;
+    the call's values win.
 
     Args:
         image: the generated ``PIL.Image.Image``.
-        path: where to write; the format is PNG whatever the suffix.
+        path: where to write; PNG unless the suffix names JPEG or WebP.
         pipe: the pipeline that made it; its verified adapters are attributed.
         prompt: the prompt, written with ``<lora:name:weight>`` tags appended.
         **params: generation settings in A1111 style (``steps=30, cfg_scale=7, seed=1, sampler="Euler"``,
@@ -161,35 +157,48 @@ def save_image(
     Returns:
         The path written.
     """
-    from PIL.PngImagePlugin import PngInfo
-
     uses = attribution(pipe)
-    info = PngInfo()
-    info.add_text(PARAMETERS_CHUNK, parameters_text(uses, prompt=prompt, params=params))
+    settings = {**_settings.pipeline_settings(pipe, image), **params}
+    text = parameters_text(uses, prompt=prompt, params=settings)
     payload = {"schema": SCHEMA_VERSION, "generator": f"lorareg {__version__}", "prompt": prompt}
     payload["adapters"] = [u.to_json() for u in uses]
-    info.add_itxt(LORAREG_CHUNK, json.dumps(payload, sort_keys=True, ensure_ascii=False))
+    record = json.dumps(payload, sort_keys=True, ensure_ascii=False)
     out = Path(path)
-    image.save(out, format="PNG", pnginfo=info)
+    kind = _EXIF_FORMATS.get(out.suffix.lower())
+    if kind is None:
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        info.add_text(PARAMETERS_CHUNK, text)
+        info.add_itxt(LORAREG_CHUNK, record)
+        image.save(out, format="PNG", pnginfo=info)
+        return out
+    from lorareg.images.exif import exif_bytes
+
+    rgb = image.convert("RGB") if kind == "JPEG" and image.mode != "RGB" else image
+    rgb.save(out, format=kind, exif=exif_bytes(text, record), quality=95)
     return out
 
 
 def read_provenance(path: str | Path) -> ImageProvenance:
-    """Read the provenance chunks of a PNG (untrusted input).
+    """Read the provenance of a PNG, JPEG or WebP (untrusted input): text chunks, else EXIF.
 
     Raises:
-        InputError: not a readable image, or a ``lorareg`` chunk that is not the expected JSON.
+        InputError: not a readable image, or a ``lorareg`` record that is not the expected JSON.
     """
     from PIL import Image, UnidentifiedImageError
+
+    from lorareg.images.exif import read_exif_provenance
 
     try:
         with Image.open(path) as image:
             image.load()
             text = dict(getattr(image, "text", {}))
+            parameters, raw = text.get(PARAMETERS_CHUNK), text.get(LORAREG_CHUNK)
+            if parameters is None and raw is None:
+                parameters, raw = read_exif_provenance(image, where=str(path))
     except (OSError, UnidentifiedImageError, ValueError) as e:
         raise InputError(f"{path}: cannot read image text chunks: {e}") from e
-    raw = text.get(LORAREG_CHUNK)
-    parameters = text.get(PARAMETERS_CHUNK)
     if raw is None:
         return ImageProvenance(parameters, ())
     return _parse_lorareg_chunk(raw, parameters, where=str(path))
@@ -284,24 +293,11 @@ def _check_types(use: AdapterUse) -> None:
 
 def _active_names(pipe: Any) -> set[str] | None:
     """Names diffusers reports active, or None when the pipeline cannot say (then trust the record)."""
+    merged = set(getattr(getattr(pipe, MERGED_ATTRIBUTE, None), "adapters", {}))  # always active
     getter = getattr(pipe, "get_active_adapters", None)
     if getter is None:
-        return None
+        return merged or None
     try:
-        return set(getter())
+        return set(getter()) | merged
     except (ValueError, AttributeError):
-        return set()
-
-
-def _a1111_key(key: str) -> str:
-    return _A1111_KEYS.get(key, key.replace("_", " ").capitalize())
-
-
-def _a1111_value(value: object) -> str:
-    text = _number(value) if isinstance(value, float) else str(value)
-    text = " ".join(text.split())  # one line: the settings line must stay the last line
-    return json.dumps(text) if any(c in text for c in ',:"') else text
-
-
-def _number(value: float) -> str:
-    return f"{value:g}"
+        return merged

@@ -31,7 +31,10 @@ from typing import Any
 from lorareg.adapter.hashing import new_hasher
 from lorareg.errors import IncompatibleAdapterError, InputError, NotFoundError, VerificationError
 from lorareg.images.provenance import PIPE_ATTRIBUTE, AdapterUse, forget_adapter, record_adapter
+from lorareg.loader import component as unet_peft
 from lorareg.loader.family import PipelineFamily, detect_family
+from lorareg.loader.kohya_sd3 import convert_kohya_sd3, is_kohya_sd3
+from lorareg.loader.merge import MERGED_TYPES, merge_adapter, merge_reasons, merged_names, unmerge_adapter
 from lorareg.loader.source import AdapterSource, open_adapter
 from lorareg.loader.stacking import StackingWarning, stacking_problems
 from lorareg.loader.structure import adapter_targets, check_structure
@@ -50,6 +53,7 @@ class _Checked:
     incompatibility: list[str]
     advice: list[str]
     lora_metadata: dict[str, Any] | None
+    merge: bool = False  # LyCORIS LoHa/LoKr: merged by ``merge.py``, not loaded by diffusers
 
 
 def load_verified_lora(
@@ -71,7 +75,7 @@ def load_verified_lora(
             cache, or a local path whose signature file is ``path + ".sig"`` (or ``signature``).
         weight: the adapter's weight (``set_adapters``).
         adapter_name: the diffusers adapter name; default from the manifest name (``acme_ink``).
-        registry: a registry URL or ``lorareg.client.Client``: pulls refs and supplies the
+        registry: a registry URL or ``lorareg.client.api_client.Client``: pulls refs and supplies the
         revocation list. trust: a ``TrustStore`` or the path of a trust file (default: the user's trust file).
         policy: a ``Policy``; default: the trust file's policy.
         signature: the signature file of a local path.
@@ -98,7 +102,10 @@ def load_verified_lora(
         raise IncompatibleAdapterError(checked.incompatibility, subject=source.label)
     for advice in checked.advice:
         warnings.warn(f"{source.label}: {advice}", StackingWarning, stacklevel=2)
-    _apply(pipe, source.data, checked.use, checked.lora_metadata)
+    if checked.merge:
+        _merge(pipe, source.data, checked.use)
+    else:
+        _apply(pipe, source.data, checked.use, checked.lora_metadata)
     record_adapter(pipe, checked.use)
     return checked.use
 
@@ -111,7 +118,12 @@ def unload_lora(pipe: Any, name: str) -> None:
     """
     if name not in _loaded_names(pipe):
         raise NotFoundError(f"pipeline has no adapter named {name!r} (loaded: {sorted(_loaded_names(pipe))})")
-    pipe.delete_adapters(name)
+    if name in merged_names(pipe):
+        unmerge_adapter(pipe, name)
+    elif unet_peft.handles(pipe):
+        unet_peft.delete(pipe, name)
+    else:
+        pipe.delete_adapters(name)
     forget_adapter(pipe, name)
     _set_weights(pipe, None)
 
@@ -146,14 +158,18 @@ def _check(
     except VerificationError as e:
         verification += e.reasons
     use = _use_record(source, digests, manifest, facts, weight=weight, adapter_name=adapter_name)
-    incompatibility = _family_reasons(use, facts.family, detect_family(pipe))
-    incompatibility += _structure_reasons(pipe, header, scalars)
+    incompatibility = _family_reasons(use, facts.family, detect_family(pipe), facts.alternatives)
+    merge = facts.type in MERGED_TYPES
+    incompatibility += (
+        merge_reasons(pipe, header, scalars) if merge else _structure_reasons(pipe, header, scalars)
+    )
     if use.adapter_name in _loaded_names(pipe):
         incompatibility.append(
             f"adapter name {use.adapter_name!r} is already loaded; unload it or pass adapter_name="
         )
     refusals, advice = stacking_problems(weights=[*_stack_weights(pipe), weight], policy=policy)
-    return _Checked(use, verification + refusals, incompatibility, advice, _lora_metadata(header.metadata))
+    metadata = _lora_metadata(header.metadata)
+    return _Checked(use, verification + refusals, incompatibility, advice, metadata, merge)
 
 
 def _bound_digest(source: AdapterSource) -> dict[str, str]:
@@ -224,10 +240,18 @@ def _all_digests(data: bytes) -> dict[str, str]:
     return {k: v for k, v in hasher.finish().to_json().items() if v}
 
 
-def _family_reasons(use: AdapterUse, fact_family: str, pipeline: PipelineFamily) -> list[str]:
-    """The adapter's declared (signed) family and the family its tensors show must both fit the pipeline."""
+def _family_reasons(
+    use: AdapterUse, fact_family: str, pipeline: PipelineFamily, alternatives: tuple[str, ...] = ()
+) -> list[str]:
+    """The adapter's declared (signed) family and the family its tensors show must both fit the pipeline.
+
+    Where the tensors cannot tell two families apart (``alternatives``: FLUX.1 vs FLUX.2 klein-4B
+    attention), a pipeline of the other family is not refused by name: the structural check decides.
+    """
     if pipeline.family == "unknown":
         return []  # nothing to compare; the structural check still decides
+    if pipeline.family in alternatives and use.family in (fact_family, pipeline.family):
+        return []
     claimed = {f for f in (use.family, fact_family) if f and f != "unknown"}
     return [
         f"{use.ref} targets {family}; this pipeline is {pipeline.describe()}"
@@ -278,13 +302,20 @@ def _apply(pipe: Any, data: bytes, use: AdapterUse, lora_metadata: dict[str, Any
     from safetensors.torch import load
 
     state = load(data)
+    if is_kohya_sd3(pipe, state):
+        state = convert_kohya_sd3(pipe, state)  # checked by the structural check, which converted alike
     try:
-        with _file_metadata(pipe, lora_metadata):
-            pipe.load_lora_weights(state, adapter_name=use.adapter_name)
+        if unet_peft.handles(pipe):
+            unet_peft.load(pipe, state, name=use.adapter_name)
+        else:
+            with _file_metadata(pipe, lora_metadata):
+                pipe.load_lora_weights(state, adapter_name=use.adapter_name)
         _set_weights(pipe, use)
     except Exception as e:  # anything diffusers/peft raise: report it as ours, after cleaning up
         with contextlib.suppress(Exception):
-            pipe.delete_adapters(use.adapter_name)
+            (unet_peft.delete if unet_peft.handles(pipe) else type(pipe).delete_adapters)(
+                pipe, use.adapter_name
+            )
         raise IncompatibleAdapterError(
             [f"diffusers failed to load the adapter: {type(e).__name__}: {e}"]
         ) from e
@@ -316,10 +347,25 @@ def _file_metadata(pipe: Any, lora_metadata: dict[str, Any] | None) -> Iterator[
         del pipe.lora_state_dict
 
 
+def _merge(pipe: Any, data: bytes, use: AdapterUse) -> None:
+    """Parse the verified buffer and merge its ΔW (LyCORIS); a failure leaves the weights as they were."""
+    from safetensors.torch import load
+
+    try:
+        merge_adapter(pipe, use.adapter_name, load(data), weight=use.weight)
+    except Exception as e:  # merge_adapter restored the weights before re-raising
+        raise IncompatibleAdapterError([f"merging the adapter failed: {type(e).__name__}: {e}"]) from e
+
+
 def _loaded_names(pipe: Any) -> set[str]:
+    return _peft_names(pipe) | set(merged_names(pipe))
+
+
+def _peft_names(pipe: Any) -> set[str]:
+    """Adapters diffusers/peft hold (``set_adapters`` reaches these; merged ones it does not)."""
     getter = getattr(pipe, "get_list_adapters", None)
     if getter is None:
-        return set()
+        return unet_peft.names(pipe) if unet_peft.handles(pipe) else set()
     return {name for names in getter().values() for name in names}
 
 
@@ -332,8 +378,8 @@ def _stack_weights(pipe: Any) -> list[float]:
 def _set_weights(pipe: Any, new: AdapterUse | None) -> None:
     """Activate every loaded adapter with its recorded weight (1.0 for adapters lorareg did not load)."""
     records: dict[str, AdapterUse] = getattr(pipe, PIPE_ATTRIBUTE, {})
-    names = sorted(_loaded_names(pipe))
-    if not names:
+    names = sorted(_peft_names(pipe))
+    if not names or (new is not None and new.adapter_name not in names):
         return
     if new is not None and names == [new.adapter_name] and new.weight == 1.0:
         return  # diffusers already made the one adapter active at weight 1.0; set_adapters would redo it
@@ -341,7 +387,10 @@ def _set_weights(pipe: Any, new: AdapterUse | None) -> None:
         new.weight if new and n == new.adapter_name else records[n].weight if n in records else 1.0
         for n in names
     ]
-    pipe.set_adapters(names, adapter_weights=weights)
+    if unet_peft.handles(pipe):
+        unet_peft.set_weights(pipe, names, weights)
+    else:
+        pipe.set_adapters(names, adapter_weights=weights)
 
 
 def _trust_and_policy(trust: Any | None, policy: Any | None) -> tuple[Any, Any]:

@@ -27,6 +27,8 @@ from diffusers.utils.state_dict_utils import (
 from torch.overrides import TorchFunctionMode
 
 from lorareg.adapter.safetensors import SafetensorsHeader
+from lorareg.loader import component as unet_peft
+from lorareg.loader.kohya_sd3 import convert_kohya_sd3, is_kohya_sd3
 
 MAX_NAMED_MODULES = 5  # module names quoted in one refusal reason before "(+N more)"
 _DOWN_SUFFIX = ".lora_A.weight"  # peft names, which every diffusers loading path converts to
@@ -68,7 +70,13 @@ def adapter_targets(pipe: Any, header: SafetensorsHeader, scalars: Mapping[str, 
     Raises:
         ValueError: diffusers' converter rejects the keys (the caller reports it as incompatibility).
     """
-    converted = _convert_like_diffusers(pipe, _meta_state_dict(header, scalars))
+    state = _meta_state_dict(header, scalars)
+    if is_kohya_sd3(pipe, state):
+        state = convert_kohya_sd3(pipe, state)  # diffusers has no converter for these names
+    if unet_peft.handles(pipe):  # no diffusers LoRA loader: the loader injects peft into the UNet
+        converted = {f"{unet_peft.COMPONENT}.{k}": v for k, v in unet_peft.to_peft(state).items()}
+    else:
+        converted = _convert_like_diffusers(pipe, state)
     groups: dict[str, dict[str, torch.Tensor]] = {}
     for key, tensor in converted.items():
         component, _, rest = key.partition(".")

@@ -51,6 +51,17 @@ _SD3_JOINT = {
     "x_block_attn_qkv": ("attn.to_q", "attn.to_k", "attn.to_v"),
     "x_block_attn_proj": ("attn.to_out.0",),
 }
+_SD3_JOINT_FULL = {  # sd-scripts' full set; a context_pre_only last block lacks the context proj and mlp
+    **_SD3_JOINT,
+    "x_block_mlp_fc1": ("ff.net.0.proj",),
+    "x_block_mlp_fc2": ("ff.net.2",),
+    "x_block_adaLN_modulation_1": ("norm1.linear",),
+    "context_block_attn_qkv": ("attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj"),
+    "context_block_attn_proj": ("attn.to_add_out",),
+    "context_block_mlp_fc1": ("ff_context.net.0.proj",),
+    "context_block_mlp_fc2": ("ff_context.net.2",),
+    "context_block_adaLN_modulation_1": ("norm1_context.linear",),
+}
 
 
 def kohya_bytes(
@@ -111,6 +122,26 @@ def sd3_modules(pipe: Any) -> dict[str, Sequence[Any]]:
         for name, paths in _SD3_JOINT.items():
             out[f"lora_unet_joint_blocks_{i}_{name}"] = [block.get_submodule(p) for p in paths]
     return out
+
+
+def sd3_full_modules(pipe: Any) -> dict[str, Sequence[Any]]:
+    """Every module sd-scripts adapts in the joint blocks, plus ``lora_te1_``/``lora_te2_`` CLIP attention."""
+    out: dict[str, Sequence[Any]] = {}
+    for i, block in enumerate(pipe.transformer.transformer_blocks):
+        for name, paths in _SD3_JOINT_FULL.items():
+            if all(_has(block, p) for p in paths):
+                out[f"lora_unet_joint_blocks_{i}_{name}"] = [block.get_submodule(p) for p in paths]
+    for prefix, encoder in (("lora_te1_", pipe.text_encoder), ("lora_te2_", pipe.text_encoder_2)):
+        out.update(_clip_modules(prefix, encoder))
+    return out
+
+
+def _has(block: torch.nn.Module, path: str) -> bool:
+    try:
+        module = block.get_submodule(path)
+        return isinstance(getattr(module, "base_layer", module), torch.nn.Linear)
+    except AttributeError:
+        return False
 
 
 def _clip_modules(prefix: str, encoder: torch.nn.Module) -> dict[str, Sequence[Any]]:

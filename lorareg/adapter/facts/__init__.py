@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Mapping
 
 from lorareg.adapter.facts.claims import metadata_claims, metadata_hints, peft_config
-from lorareg.adapter.facts.family import Layer, detect_family
+from lorareg.adapter.facts.family import Layer, detect_family, family_alternatives
 from lorareg.adapter.facts.model import FAMILIES, FORMATS, TYPES, AdapterFacts, MetadataClaim
 from lorareg.adapter.facts.names import DENOISER, flat, locate, sgm_to_diffusers
 from lorareg.adapter.facts.parse import AdaptedModule, detect_format, detect_type, group_modules
@@ -65,6 +65,7 @@ def compute_facts(header: SafetensorsHeader, scalars: Mapping[str, float]) -> Ad
     components = sorted({t.split(".", 1)[0] for t in targets})
     return AdapterFacts(
         family=family,
+        alternatives=family_alternatives(family, notes),
         format=detect_format(header.tensors, modules),
         type=detect_type(adapted),
         rank=rank,

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from lorareg.adapter.facts.dit_partial import KLEIN4B_SAME, partial_dit_family
 from lorareg.adapter.facts.names import DENOISER
 
 FLUX1_WIDTH = 3072  # FLUX.1 dev/schnell hidden size (24 heads x 128)
@@ -44,10 +45,19 @@ class Layer:
     kernel: tuple[int, ...] | None
 
 
+def family_alternatives(family: str, reasons: Sequence[str]) -> tuple[str, ...]:
+    """Families the tensors cannot rule out besides ``family`` (FLUX.1 vs FLUX.2 klein-4B at hidden 3072)."""
+    return ("flux2",) if family == "flux1" and any(KLEIN4B_SAME in r for r in reasons) else ()
+
+
 def detect_family(layers: Sequence[Layer], keys: Iterable[str]) -> tuple[str, list[str]]:
     """Return ``(family, reasons)``; ``unknown`` when no layer identifies a base model."""
     if any(k.startswith(("lora_prior_unet_", "lora_prior_te_")) for k in keys):
         return "wuerstchen", ["family wuerstchen: Stable Cascade prior prefix lora_prior_"]
+    if any(x.component == "prior" for x in layers):
+        return "wuerstchen", [
+            "family wuerstchen: prior component (diffusers' Würstchen prior, unet_name prior)"
+        ]
     denoiser = [x for x in layers if x.component in (DENOISER, "unet", "transformer")]
     found = _dit_family(denoiser) or _unet_family(denoiser) or _text_encoder_family(layers)
     return found or ("unknown", ["family unknown: no layer name and shape identifies a base model"])
@@ -59,7 +69,8 @@ def _dit_family(layers: Sequence[Layer]) -> tuple[str, list[str]] | None:
     if any("joint_blocks_" in f for f in flats):
         return "sd3", [f"family sd3: MMDiT joint_blocks names{_sd3_depth(width)}"]
     if not any(_DIT_NAMES.search(f) for f in flats) or width is None:
-        return None
+        partial = partial_dit_family(layers)  # attention-only: names every DiT shares, told by width
+        return (partial.family, [partial.reason]) if partial else None
     if not any(_FLUX_NAMES.search(f) for f in flats) and width % SD3_HEAD_DIM == 0:
         if width != FLUX1_WIDTH and width not in FLUX2_WIDTHS:
             return "sd3", [f"family sd3: joint attention (add_q_proj) with hidden {width}{_sd3_depth(width)}"]
@@ -79,7 +90,7 @@ def _flux_family(layers: Sequence[Layer], width: int) -> tuple[str, list[str]]:
         return "flux2", [f"family flux2: hidden {width}"]
     if width == FLUX1_WIDTH:
         return "flux1", [
-            "family flux1: hidden 3072 joint attention; FLUX.2 klein-4B has the same layers here"
+            f"family flux1: hidden 3072 joint attention; {KLEIN4B_SAME} (the pipeline's structure decides)"
         ]
     return "unknown", [f"family unknown: DiT block names with hidden {width}, which no known model has"]
 

@@ -67,6 +67,7 @@ class AdapterFacts:
     notes: tuple[str, ...] = ()
     claims: tuple[MetadataClaim, ...] = ()
     hints: dict[str, str] = field(default_factory=dict)
+    alternatives: tuple[str, ...] = ()  # families the tensors cannot rule out (the pipeline decides)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (tuples as lists, claims as dicts)."""

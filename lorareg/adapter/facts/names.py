@@ -160,9 +160,12 @@ def _sgm_inner(block: str, pos: int, slot: int, rest: str) -> str | None:
     return f"{block}.resnets.{pos}.{resnet}" if slot == 0 and resnet else None
 
 
+_PROCESSOR_LAYERS = ("to_q", "to_k", "to_v", "to_out", "add_k_proj", "add_v_proj")  # + added-KV (Kandinsky)
+
+
 def _clean_attn_processor(path: str) -> str:
     """diffusers "old" attention-processor keys name the processor; point at the layer it adapts."""
-    if ".processor." not in path or path.rsplit(".", 1)[-1] not in ("to_q", "to_k", "to_v", "to_out"):
+    if ".processor." not in path or path.rsplit(".", 1)[-1] not in _PROCESSOR_LAYERS:
         return path
     path = path.replace(".processor.", ".")
     return path + ".0" if path.endswith(".to_out") else path
