@@ -35,6 +35,9 @@ def inspect(
     file: Path = typer.Argument(..., help="The adapter (.safetensors) to inspect."),
     as_json: bool = typer.Option(False, "--json", help="Print the facts as JSON."),
     no_hashes: bool = typer.Option(False, "--no-hashes", help="Skip the hashes (header only: instant)."),
+    fingerprint: bool = typer.Option(
+        False, "--fingerprint", help="Add the weight fingerprint's pooled summary (reads the tensors)."
+    ),
 ) -> None:
     """Show what an adapter file is (family, format, type, rank, alpha, targets) and its hashes.
 
@@ -44,10 +47,21 @@ def inspect(
     from lorareg.inspect import inspect_file
 
     result = inspect_file(file, with_hashes=not no_hashes)
+    summary = _fingerprint_summary(file) if fingerprint else None
     if as_json:
-        print_json(result.to_json())
+        print_json(result.to_json() | ({"fingerprint": summary} if summary is not None else {}))
     else:
         _print_inspection(result)
+        if summary is not None:
+            typer.echo(
+                f"fingerprint: {summary['modules']} modules sketched (--json prints the pooled vector)"
+            )
+
+
+def _fingerprint_summary(file: Path) -> dict[str, object]:
+    from lorareg.fingerprint import fingerprint_file
+
+    return fingerprint_file(file).summary()
 
 
 def dataset_hash(

@@ -43,7 +43,7 @@ class Comparison:
         return min(self.coverage_a, self.coverage_b)
 
     def to_json(self) -> dict[str, Any]:
-        """The ``compare --json`` document: DESIGN.md's keys first, then the per-side coverages and notes."""
+        """The ``compare --json`` document: DESIGN.md's keys first, then the per-side coverages and a note."""
         return {
             "similarity": round(self.similarity, 6),
             "coverage": round(self.coverage, 6),
@@ -55,7 +55,7 @@ class Comparison:
             "family_b": self.family_b,
             "coverage_a": round(self.coverage_a, 6),
             "coverage_b": round(self.coverage_b, 6),
-            "notes": list(self.notes),
+            "note": "; ".join(self.notes) or None,
         }
 
 
