@@ -1,4 +1,4 @@
-"""``lorareg compare`` and ``lorareg inspect --fingerprint``: the contract keys, exit codes, and a fast --help.
+"""``lorareg compare`` and ``lorareg inspect --fingerprint``: contract keys, exit codes, a fast --help.
 
 Stories: a pipeline compares a suspected re-upload with the original (JSON keys of DESIGN.md, in order);
 adapters of two families are reported incomparable, not similar; hostile or missing files give one line and
