@@ -17,9 +17,15 @@ if TYPE_CHECKING:
     from lorareg.fingerprint import Comparison
 
 
+_REGISTRY = typer.Option(
+    "http://127.0.0.1:8000", "--registry", envvar="LORAREG_REGISTRY", help="Registry URL."
+)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``compare`` to the root app."""
+    """Add ``compare`` and ``similar`` to the root app."""
     app.command("compare")(compare)
+    app.command("similar")(similar)
 
 
 def compare(
@@ -39,6 +45,40 @@ def compare(
         print_json(result.to_json())
     else:
         _print_comparison(a, b, result)
+
+
+def similar(
+    target: str = typer.Argument(..., help="An adapter file (fingerprinted here) or ns/name[@version]."),
+    as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
+    registry: str = _REGISTRY,
+) -> None:
+    """List the registry's adapters whose weights are most similar (top 10, any status).
+
+    A FILE is fingerprinted locally and only its fingerprint is sent; a REF is looked up by the registry.
+    """
+    from lorareg.client import Client
+
+    path = Path(target)
+    with Client(registry, None) as client:
+        if path.is_file() or target.endswith(".safetensors"):
+            from lorareg.fingerprint import fingerprint_file
+
+            answer = client.similar_to(fingerprint_file(path).to_bytes())
+        else:
+            ref = target if "@" in target else f"{target}@{client.resolve(target)['version']}"
+            answer = client.similar(ref)
+    if as_json:
+        print_json(answer)
+        return
+    items = answer.get("similar") or []
+    if not items:
+        typer.echo("no similar adapters in the registry")
+    for item in items:
+        line = (
+            f"{item.get('similarity', 0):.3f}  coverage {item.get('coverage', 0):.2f}  "
+            f"{item.get('status', '?'):<8} {item.get('ref', '?')}"
+        )
+        typer.echo(safe_text(line))
 
 
 def _print_comparison(a: Path, b: Path, c: Comparison) -> None:

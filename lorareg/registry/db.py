@@ -320,6 +320,8 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-# The takedown, session and preview tables live in their own module on the same metadata; importing it here
-# (after every name it uses exists) registers them wherever this module is imported, Alembic included.
+# The takedown, session, preview and fingerprint tables live in their own modules on the same metadata;
+# importing them here (after every name they use exists) registers them wherever this module is imported,
+# Alembic included.
+from lorareg.registry import fingerprints_db as _fingerprints_db  # noqa: E402,F401
 from lorareg.registry import takedown_db as _takedown_db  # noqa: E402,F401

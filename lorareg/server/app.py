@@ -27,7 +27,7 @@ access_log = logging.getLogger("lorareg.access")
 
 # Routers of features built beside the core API (takedowns and previews, the web UI): each module's
 # ``router`` is included when the module exists, so those features plug in without editing this file.
-_OPTIONAL_ROUTERS = ("lorareg.server.takedown_api", "lorareg.server.web")
+_OPTIONAL_ROUTERS = ("lorareg.server.takedown_api", "lorareg.server.web", "lorareg.server.similar_api")
 
 
 def create_app(settings: Settings, *, registry: Registry | None = None) -> FastAPI:
@@ -61,6 +61,7 @@ def open_registry_for(settings: Settings) -> Registry:
         s3_endpoint=settings.s3_endpoint,
         key_file=settings.registry_key_file,
         key_password=settings.registry_key_password.encode() if settings.registry_key_password else None,
+        near_duplicate_threshold=settings.near_duplicate_threshold,
     )
 
 
