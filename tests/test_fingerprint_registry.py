@@ -10,6 +10,7 @@ reason, while an unrelated adapter publishes. The similar-adapters API and ``lor
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -172,3 +173,20 @@ def test_other_namespace_copy_is_flagged_at_publish(
         flags = fingerprints.flags_of(session, "mallory/early", "1.0.0")
     assert [(f.similar_name, f.similar_version) for f in flags] == [("acme/ink", "1.0.0")]
     assert flags[0].similarity >= 0.9
+
+
+def test_web_shows_similar_adapters_and_possible_reupload_to_reviewers(
+    taken_down: tuple[LiveServer, str, v.Adapter, v.Adapter],
+) -> None:
+    server = taken_down[0]
+    queued = [r for r in client_requests(server) if r["name"] == "mallory/early"][0]
+    with httpx.Client(base_url=server.url, timeout=10) as web:
+        page = web.get("/adapters/mallory/early/1.0.0").text
+        panel = page[page.index('id="similar-adapters"') :]
+        assert "acme/ink@1.0.0" in panel and "revoked" in panel
+        sign_in = web.get("/review/sign-in").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', sign_in)
+        assert csrf is not None
+        web.post("/review/sign-in", data={"csrf_token": csrf.group(1), "token": server.token("reviewer")})
+        review = web.get(f"/review/{queued['id']}").text
+    assert "possible re-upload of" in review and "acme/ink@1.0.0" in review
