@@ -26,6 +26,7 @@ __all__ = [
     "Adapter",
     "Comparison",
     "Fingerprint",
+    "TensorFile",
     "compare_adapters",
     "compare_files",
     "compare_fingerprints",

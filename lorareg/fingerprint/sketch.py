@@ -10,11 +10,12 @@ same projections see the same directions.
 The **pooled** vector (``POOLED_DIM`` floats) feature-hashes every sketch entry, with a random sign, into one
 vector, so ``⟨pooled1, pooled2⟩`` estimates the whole-adapter inner product: the registry's candidate search
 uses its cosine and locality-sensitive **band keys** (random hyperplane bits, ``BANDS`` bands of
-``BAND_BITS`` bits) that a database index can look up; exact scoring of the few candidates follows.
+``BAND_BITS`` bits) that a database index can look up; the few candidates are then scored from sketches.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -42,12 +43,12 @@ _U64 = npt.NDArray[np.uint64]
 
 @dataclass(frozen=True, slots=True)
 class Fingerprint:
-    """An adapter's family, per-module sketches and exact energies, and the pooled summary."""
+    """An adapter's family, per-module sketches and energies, and the pooled summary."""
 
     family: str
     modules: tuple[str, ...]
     sketches: F32  # (len(modules), k, k)
-    energies: F32  # exact ‖ΔW‖² per module
+    energies: F32  # ‖S‖² per module: an unbiased estimate of ‖ΔW‖² (exact ones cost rank² per row)
     pooled: F32  # (POOLED_DIM,), unit length (zero for an empty adapter)
 
     def band_keys(self) -> list[int]:
@@ -96,15 +97,13 @@ def fingerprint(adapter: Adapter, *, k: int = SKETCH_K) -> Fingerprint:
     """Sketch every canonical module of ``adapter`` (one module in memory at a time) and pool them."""
     names, sketches, energies = [], [], []
     pooled = np.zeros(POOLED_DIM, dtype=np.float64)
-    from lorareg.fingerprint.score import module_inner
-
     for name, pieces in adapter.iter_pieces():
         if not pieces:
             continue
         s = sum((_sketch_piece(name, p, k) for p in pieces), np.zeros((k, k), dtype=np.float32))
         names.append(name)
         sketches.append(s)
-        energies.append(module_inner(pieces, pieces))
+        energies.append(float(np.sum(s.astype(np.float64) ** 2)))
         buckets, signs = _hash_entries(name, k * k)
         np.add.at(pooled, buckets, signs * s.reshape(-1))
     norm = float(np.linalg.norm(pooled))
@@ -125,7 +124,7 @@ def pooled_cosine(a: Fingerprint, b: Fingerprint) -> float:
 def compare_fingerprints(a: Fingerprint, b: Fingerprint) -> Comparison:
     """Estimate :func:`~lorareg.fingerprint.score.compare_adapters` from two stored fingerprints.
 
-    The cosine comes from the sketches of the shared modules; coverage and scale from the exact energies.
+    The cosine, coverage and scale all come from the sketches of the modules (shared ones for the cosine).
     """
     if a.family != b.family:
         note = f"adapters of different base families ({a.family} vs {b.family}) are incomparable"
@@ -161,10 +160,19 @@ def _sketch_piece(name: str, p: Piece, k: int) -> F32:
 
 
 def _signs(seed: int, start: int, count: int, k: int) -> F32:
-    """Rows ``start .. start+count`` of a ±1 matrix with ``k`` columns; row i depends only on (seed, i)."""
+    """Rows ``start .. start+count`` of a ±1 matrix with ``k`` columns; row i depends only on (seed, i).
+
+    Each row is one of ``_SIGN_ROWS`` fixed random ±1 rows, chosen by a hash of ``(seed, i)``: a gather is
+    much cheaper than drawing bits per entry, and two rows collide with probability 2⁻¹⁶, which leaves the
+    estimates unbiased and adds a negligible variance.
+    """
     rows = _splitmix(np.arange(start, start + count, dtype=np.uint64) + np.uint64(seed))
-    bits = (rows[:, None] >> np.arange(k, dtype=np.uint64)[None, :]) & np.uint64(1)
-    return (bits.astype(np.float32) * 2 - 1).astype(np.float32)
+    return _sign_table(k)[(rows >> np.uint64(64 - _SIGN_BITS)).astype(np.intp)]
+
+
+@functools.cache
+def _sign_table(k: int) -> F32:
+    return np.ascontiguousarray(_SIGN_TABLE[:, :k])
 
 
 def _hash_entries(name: str, n: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
@@ -188,6 +196,10 @@ def _splitmix(x: _U64) -> _U64:
         return z ^ (z >> np.uint64(31))
 
 
+_SIGN_BITS = 16
+_SIGN_TABLE: F32 = (
+    np.random.default_rng(_HYPERPLANE_SEED + 1).integers(0, 2, (2**_SIGN_BITS, 64)) * 2 - 1
+).astype(np.float32)
 _HYPERPLANES: F32 = np.random.default_rng(_HYPERPLANE_SEED).standard_normal(
     (BANDS * BAND_BITS, POOLED_DIM), dtype=np.float32
 )
