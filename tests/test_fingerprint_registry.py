@@ -190,3 +190,16 @@ def test_web_shows_similar_adapters_and_possible_reupload_to_reviewers(
         web.post("/review/sign-in", data={"csrf_token": csrf.group(1), "token": server.token("reviewer")})
         review = web.get(f"/review/{queued['id']}").text
     assert "possible re-upload of" in review and "acme/ink@1.0.0" in review
+
+
+def test_demo_catalogue_shows_its_repackaged_copy(live_server: LiveServer) -> None:
+    from lorareg.demo import seed_demo
+
+    seed_demo(live_server.registry, live_server.data_dir)
+    url = f"{live_server.url}/api/v1/adapters/acme/pixel-art/versions/1.2.0/similar"
+    similar = httpx.get(url, timeout=10).json()["similar"]
+    assert similar[0]["ref"] == "inkworks/retro-sprites@1.0.0"
+    assert similar[0]["similarity"] >= 0.99 and similar[0]["scale"] == pytest.approx(4.0, rel=0.05)
+    assert all(m["similarity"] < 0.3 for m in similar[1:])
+    page = httpx.get(f"{live_server.url}/adapters/acme/pixel-art/1.2.0", timeout=10).text
+    assert "inkworks/retro-sprites@1.0.0" in page[page.index('id="similar-adapters"') :]
