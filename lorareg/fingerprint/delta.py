@@ -42,11 +42,15 @@ _SHOWN_NOTES = 5
 
 @dataclass(frozen=True, slots=True)
 class Piece:
-    """``up @ down`` placed at ``row`` of its canonical matrix; ``down is None`` means ``up`` is dense ΔW."""
+    """``scale * up @ down`` placed at ``row`` of its canonical matrix; ``down is None``: ``up`` is dense ΔW.
+
+    The scale is kept apart (not multiplied into ``up``) so a module costs one pass over its factors.
+    """
 
     row: int
     up: F32
     down: F32 | None
+    scale: float = 1.0
 
     @property
     def height(self) -> int:
@@ -98,19 +102,19 @@ class Adapter:
         if any(role in p for role in _UNSUPPORTED_ROLES):
             raise UnsupportedTensorError("Tucker-decomposed factors (lora_mid, hada_t*, lokr_t2)")
         if "diff" in p:
-            up, down = self._matrix(p["diff"]), None
+            up, down, scale = self._matrix(p["diff"]), None, 1.0
         elif "hada_w1_a" in p:
-            up, down = self._loha(p)
+            up, down, scale = self._loha(p)
         elif "lokr_w1" in p or "lokr_w1_a" in p:
-            up, down = self._lokr(p)
+            up, down, scale = self._lokr(p)
         else:
-            up, down = self._lora(p)
+            up, down, scale = self._lora(p)
         if not (np.isfinite(up).all() and (down is None or np.isfinite(down).all())):
             raise UnsupportedTensorError("non-finite values")
         width = up.shape[1] if down is None else down.shape[1]  # d, the layer's input width, for FLUX slices
-        return Piece(row=source.offset_blocks * width, up=up, down=down)
+        return Piece(row=source.offset_blocks * width, up=up, down=down, scale=scale)
 
-    def _lora(self, p: dict[str, TensorInfo]) -> tuple[F32, F32]:
+    def _lora(self, p: dict[str, TensorInfo]) -> tuple[F32, F32, float]:
         if "up" not in p or "down" not in p:
             raise UnsupportedTensorError("a LoRA module without both up and down factors")
         down = self._matrix(p["down"])
@@ -118,23 +122,23 @@ class Adapter:
         up = up.reshape(up.shape[0], -1)
         if up.shape[1] != down.shape[0]:
             raise UnsupportedTensorError(f"up is {up.shape}, down is {down.shape}: ranks differ")
-        return up * self._scale(p, rank=down.shape[0]), down
+        return up, down, self._scale(p, rank=down.shape[0])
 
-    def _loha(self, p: dict[str, TensorInfo]) -> tuple[F32, F32]:
+    def _loha(self, p: dict[str, TensorInfo]) -> tuple[F32, F32, float]:
         w1a, w1b = self._matrix(p["hada_w1_a"]), self._matrix(p["hada_w1_b"])
         w2a, w2b = self._matrix(p["hada_w2_a"]), self._matrix(p["hada_w2_b"])
         up = (w1a[:, :, None] * w2a[:, None, :]).reshape(w1a.shape[0], -1)
         down = (w1b[:, None, :] * w2b[None, :, :]).reshape(-1, w1b.shape[1])
-        return up * self._scale(p, rank=w1b.shape[0]), down
+        return up, down, self._scale(p, rank=w1b.shape[0])
 
-    def _lokr(self, p: dict[str, TensorInfo]) -> tuple[F32, F32]:
+    def _lokr(self, p: dict[str, TensorInfo]) -> tuple[F32, F32, float]:
         w1 = self._low_rank_or_full(p, "lokr_w1")
         w2 = self._low_rank_or_full(p, "lokr_w2")
         w2 = (w2[0].reshape(w2[0].shape[0], -1), None) if w2[1] is None else w2
         rank = next((a.shape[1] for a, b in (w2, w1) if b is not None), None)
         scale = 1.0 if rank is None else self._scale(p, rank=rank)
         up, down = _kron_factors(w1, w2)
-        return up * scale, down
+        return up, down, scale
 
     def _low_rank_or_full(self, p: dict[str, TensorInfo], role: str) -> tuple[F32, F32 | None]:
         if role in p:

@@ -66,12 +66,14 @@ def inner(p: Piece, q: Piece) -> float:
         return 0.0
     pu, qu = p.up[top - p.row : bottom - p.row], q.up[top - q.row : bottom - q.row]
     if p.down is not None and q.down is not None:
-        return float(np.sum((pu.T @ qu) * (p.down @ q.down.T), dtype=np.float64))
-    if p.down is None and q.down is None:
-        return float(np.sum(pu * qu, dtype=np.float64))
-    dense, lu, ld = (pu, qu, q.down) if p.down is None else (qu, pu, p.down)
-    assert ld is not None
-    return float(np.sum((lu.T @ dense) * ld, dtype=np.float64))
+        value = np.sum((pu.T @ qu) * (p.down @ q.down.T), dtype=np.float64)
+    elif p.down is None and q.down is None:
+        value = np.sum(pu * qu, dtype=np.float64)
+    else:
+        dense, lu, ld = (pu, qu, q.down) if p.down is None else (qu, pu, p.down)
+        assert ld is not None
+        value = np.sum((lu.T @ dense) * ld, dtype=np.float64)
+    return float(value) * p.scale * q.scale
 
 
 def module_inner(a: list[Piece], b: list[Piece]) -> float:

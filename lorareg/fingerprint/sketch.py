@@ -1,8 +1,8 @@
 """A compact, seeded sketch of an adapter's ΔW for storage and search, and its pooled summary vector.
 
-Per canonical module, ``S = Ψᵀ ΔW Ω / k`` (``k x k``) with ``Ψ``, ``Ω`` random ±1 matrices whose row
-``i`` is a hash of ``(module name, i)``: the same module of any adapter gets the same projections, whatever
-its file's layout, and a slice of a fused matrix (FLUX ``to_q`` in ``img_attn.qkv``) gets exactly its rows.
+Per canonical module, ``S = Ψᵀ ΔW Ω / k`` (``k x k``) with ``Ψ``, ``Ω`` fixed random ±1 matrices whose row
+``i`` is a hash of ``i``: the same module of any adapter gets the same projections, whatever its file's
+layout, and a slice of a fused matrix (FLUX ``to_q`` in ``img_attn.qkv``) gets exactly its rows.
 ``S`` is computed as ``(Ψᵀ B)(A Ω)``, so the full ΔW is never built. Since ``E⟨S1,S2⟩ = ⟨ΔW1,ΔW2⟩``,
 sketches estimate the exact scores of ``score.py``; for near-duplicates the estimate is tight because the
 same projections see the same directions.
@@ -15,7 +15,6 @@ uses its cosine and locality-sensitive **band keys** (random hyperplane bits, ``
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -100,7 +99,7 @@ def fingerprint(adapter: Adapter, *, k: int = SKETCH_K) -> Fingerprint:
     for name, pieces in adapter.iter_pieces():
         if not pieces:
             continue
-        s = sum((_sketch_piece(name, p, k) for p in pieces), np.zeros((k, k), dtype=np.float32))
+        s = sum((_sketch_piece(p, k) for p in pieces), np.zeros((k, k), dtype=np.float32))
         names.append(name)
         sketches.append(s)
         energies.append(float(np.sum(s.astype(np.float64) ** 2)))
@@ -149,30 +148,30 @@ def compare_fingerprints(a: Fingerprint, b: Fingerprint) -> Comparison:
     )
 
 
-def _sketch_piece(name: str, p: Piece, k: int) -> F32:
-    psi = _signs(_seed(name, "rows"), p.row, p.height, k)
-    omega = _signs(_seed(name, "cols"), 0, p.width, k)
+def _sketch_piece(p: Piece, k: int) -> F32:
+    psi = _projection("rows", p.row, p.height, k)
+    omega = _projection("cols", 0, p.width, k)
     if p.down is None:
         out = (psi.T @ p.up) @ omega
     else:
         out = (psi.T @ p.up) @ (p.down @ omega)
-    return (out / k).astype(np.float32)
+    return (out * (p.scale / k)).astype(np.float32)
 
 
-def _signs(seed: int, start: int, count: int, k: int) -> F32:
-    """Rows ``start .. start+count`` of a ±1 matrix with ``k`` columns; row i depends only on (seed, i).
+def _projection(role: str, start: int, count: int, k: int) -> F32:
+    """Rows ``start .. start+count`` of the fixed ±1 matrix of ``role`` (``rows`` is Ψ, ``cols`` is Ω).
 
-    Each row is one of ``_SIGN_ROWS`` fixed random ±1 rows, chosen by a hash of ``(seed, i)``: a gather is
-    much cheaper than drawing bits per entry, and two rows collide with probability 2⁻¹⁶, which leaves the
-    estimates unbiased and adds a negligible variance.
+    Row ``i`` is a hash of ``(role, i)``, so every module and every slice of a fused matrix sees the same
+    projection at the same position, and nothing is drawn per module: the table grows (consistently) to
+    the largest dimension seen and the answer is a view of it.
     """
-    rows = _splitmix(np.arange(start, start + count, dtype=np.uint64) + np.uint64(seed))
-    return _sign_table(k)[(rows >> np.uint64(64 - _SIGN_BITS)).astype(np.intp)]
-
-
-@functools.cache
-def _sign_table(k: int) -> F32:
-    return np.ascontiguousarray(_SIGN_TABLE[:, :k])
+    table = _TABLES.get((role, k))
+    if table is None or len(table) < start + count:
+        size = max(_TABLE_MIN_ROWS, 1 << (start + count - 1).bit_length())
+        rows = _splitmix(np.arange(size, dtype=np.uint64) + np.uint64(_seed("projection", role)))
+        bits = (rows[:, None] >> np.arange(k, dtype=np.uint64)[None, :]) & np.uint64(1)
+        table = _TABLES[(role, k)] = bits.astype(np.float32) * 2 - 1
+    return table[start : start + count]
 
 
 def _hash_entries(name: str, n: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
@@ -196,10 +195,8 @@ def _splitmix(x: _U64) -> _U64:
         return z ^ (z >> np.uint64(31))
 
 
-_SIGN_BITS = 16
-_SIGN_TABLE: F32 = (
-    np.random.default_rng(_HYPERPLANE_SEED + 1).integers(0, 2, (2**_SIGN_BITS, 64)) * 2 - 1
-).astype(np.float32)
+_TABLE_MIN_ROWS = 1 << 15  # Ψ/Ω tables start at 32,768 rows (the widest SDXL layer is 10,240)
+_TABLES: dict[tuple[str, int], F32] = {}
 _HYPERPLANES: F32 = np.random.default_rng(_HYPERPLANE_SEED).standard_normal(
     (BANDS * BAND_BITS, POOLED_DIM), dtype=np.float32
 )
