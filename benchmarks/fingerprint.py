@@ -20,7 +20,14 @@
 
 from __future__ import annotations
 
-import argparse
+import os
+
+# One BLAS thread per process, set before numpy loads: the products here are small (rank x k), and a
+# multi-threaded OpenBLAS on a busy host spins threads against each other (measured 10x slower at load 9
+# on 2 cores). Servers should run the same way (docs/fingerprints.md). Override by exporting the variable.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
 import contextlib
 import json
 import statistics
