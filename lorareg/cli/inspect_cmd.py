@@ -46,8 +46,15 @@ def inspect(
     """
     from lorareg.inspect import inspect_file
 
-    result = inspect_file(file, with_hashes=not no_hashes)
-    summary = _fingerprint_summary(file) if fingerprint else None
+    if fingerprint:  # alongside the hashes: both release the GIL, so a second core hides the sketch
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(_fingerprint_summary, file)
+            result = inspect_file(file, with_hashes=not no_hashes)
+            summary: dict[str, object] | None = pending.result()
+    else:
+        result, summary = inspect_file(file, with_hashes=not no_hashes), None
     if as_json:
         print_json(result.to_json() | ({"fingerprint": summary} if summary is not None else {}))
     else:

@@ -23,8 +23,11 @@ Deliberately not here: any score (``score.py``, ``sketch.py``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -38,6 +41,8 @@ from lorareg.safetensors import SafetensorsHeader, TensorInfo
 _WEIGHT_ROLES = frozenset({"down", "up", "hada_w1_a", "lokr_w1", "lokr_w1_a", "diff"})
 _UNSUPPORTED_ROLES = ("mid", "hada_t1", "hada_t2", "lokr_t2")
 _SHOWN_NOTES = 5
+MAX_WORKERS = 4  # modules processed at once: numpy releases the GIL in reads, casts and products
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +101,12 @@ class Adapter:
         """Every canonical module (sorted) with its pieces, one module in memory at a time."""
         for canonical in sorted(self.modules):
             yield canonical, self.pieces(canonical)
+
+    def map_modules(self, work: Callable[[str, list[Piece]], _T]) -> Iterator[tuple[str, _T]]:
+        """``(name, work(name, pieces))`` for every canonical module (sorted), on up to ``MAX_WORKERS``
+        threads; only the modules in flight are in memory."""
+        names = sorted(self.modules)
+        yield from zip(names, parallel_map(lambda n: work(n, self.pieces(n)), names), strict=True)
 
     def _piece(self, source: ModuleSource) -> Piece:
         p = source.parts
@@ -165,6 +176,16 @@ class Adapter:
     def _note(self, text: str) -> None:
         if len(self.notes) < _SHOWN_NOTES:
             self.notes.append(text)
+
+
+def parallel_map(work: Callable[[str], _T], names: Iterable[str]) -> Iterator[_T]:
+    """``work(name)`` for each name, in order, on a small thread pool (serially on one CPU)."""
+    workers = min(MAX_WORKERS, os.cpu_count() or 1)
+    if workers <= 1:
+        yield from map(work, names)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lorareg-fingerprint") as pool:
+        yield from pool.map(work, names)
 
 
 def open_adapter(header: SafetensorsHeader, read: RangeRead) -> Adapter:

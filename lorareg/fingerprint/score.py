@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from lorareg.fingerprint.delta import Adapter, Piece
+from lorareg.fingerprint.delta import Adapter, Piece, parallel_map
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,19 +84,24 @@ def module_inner(a: list[Piece], b: list[Piece]) -> float:
 def compare_adapters(a: Adapter, b: Adapter) -> Comparison:
     """Exact energy-weighted cosine of ``a`` and ``b`` over shared modules, with coverage and scale.
 
-    Reads one canonical module of each adapter at a time, so memory stays at the size of the largest module.
+    Reads a few canonical modules of each adapter at a time (``delta.MAX_WORKERS`` threads), so memory stays
+    at a few times the size of the largest module.
     """
     if a.family != b.family:
         note = f"adapters of different base families ({a.family} vs {b.family}) are incomparable"
         return _empty(a, b, note)
     energy_a, energy_b, shared_a, shared_b, cross, shared = 0.0, 0.0, 0.0, 0.0, 0.0, 0
-    for name in sorted(a.modules.keys() | b.modules.keys()):
+
+    def module(name: str) -> tuple[float, float, float | None]:
         pa, pb = a.pieces(name), b.pieces(name)
-        ea, eb = module_inner(pa, pa), module_inner(pb, pb)
+        both = bool(pa and pb) and name in a.modules and name in b.modules
+        return module_inner(pa, pa), module_inner(pb, pb), module_inner(pa, pb) if both else None
+
+    for ea, eb, ab in parallel_map(module, sorted(a.modules.keys() | b.modules.keys())):
         energy_a, energy_b = energy_a + ea, energy_b + eb
-        if pa and pb and name in a.modules and name in b.modules:
+        if ab is not None:
             shared += 1
-            shared_a, shared_b, cross = shared_a + ea, shared_b + eb, cross + module_inner(pa, pb)
+            shared_a, shared_b, cross = shared_a + ea, shared_b + eb, cross + ab
     notes = tuple(a.notes + b.notes)
     if a.family == "unknown":
         notes += ("base family unknown for both: modules matched by name only",)

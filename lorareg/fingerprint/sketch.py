@@ -93,13 +93,18 @@ class Fingerprint:
 
 
 def fingerprint(adapter: Adapter, *, k: int = SKETCH_K) -> Fingerprint:
-    """Sketch every canonical module of ``adapter`` (one module in memory at a time) and pool them."""
+    """Sketch every canonical module of ``adapter`` (a few modules in memory at a time) and pool them."""
     names, sketches, energies = [], [], []
     pooled = np.zeros(POOLED_DIM, dtype=np.float64)
-    for name, pieces in adapter.iter_pieces():
-        if not pieces:
+
+    def sketch_module(_name: str, pieces: list[Piece]) -> F32 | None:
+        return (
+            sum((_sketch_piece(p, k) for p in pieces), np.zeros((k, k), dtype=np.float32)) if pieces else None
+        )
+
+    for name, s in adapter.map_modules(sketch_module):
+        if s is None:
             continue
-        s = sum((_sketch_piece(p, k) for p in pieces), np.zeros((k, k), dtype=np.float32))
         names.append(name)
         sketches.append(s)
         energies.append(float(np.sum(s.astype(np.float64) ** 2)))
