@@ -203,3 +203,14 @@ def test_demo_catalogue_shows_its_repackaged_copy(live_server: LiveServer) -> No
     assert all(m["similarity"] < 0.3 for m in similar[1:])
     page = httpx.get(f"{live_server.url}/adapters/acme/pixel-art/1.2.0", timeout=10).text
     assert "inkworks/retro-sprites@1.0.0" in page[page.index('id="similar-adapters"') :]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"\x00\x00\x00\x00", b"\xff\xff\xff\x7f{", b'\x0b\x00\x00\x00{"v": 1}'],
+    ids=["empty", "empty-head", "head-past-the-end", "head-without-fields"],
+)
+def test_similar_to_a_malformed_fingerprint_is_bad_input(live_server: LiveServer, body: bytes) -> None:
+    answer = httpx.post(f"{live_server.url}/api/v1/similar", content=body, timeout=10)
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "bad_input"
