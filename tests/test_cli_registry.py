@@ -95,7 +95,7 @@ def test_serve_demo_starts_and_lists_the_seeded_catalogue(tmp_path: Path) -> Non
         _wait_healthy(url, proc)
         items = httpx.get(f"{url}/api/v1/adapters", params={"limit": 100}).json()["items"]
         families = {item["family"] for item in items}
-        assert len(items) == 11  # 12 seeded, one yanked
+        assert len(items) == 12  # 13 seeded (one a re-packaged copy), one yanked
         assert {"sd1", "sdxl", "sd3", "flux1", "flux2"} <= families
         assert {"CreativeML-OpenRAIL-M", "CC-BY-4.0", "proprietary"} <= {item["license"] for item in items}
         assert httpx.get(f"{url}/api/v1/adapters/acme/pixel-art").json()["versions"][1]["status"] == "yanked"

@@ -36,6 +36,9 @@ def inspect(
     file: Path = typer.Argument(..., help="The adapter (.safetensors) to inspect."),
     as_json: bool = typer.Option(False, "--json", help="Print the facts as JSON."),
     no_hashes: bool = typer.Option(False, "--no-hashes", help="Skip the hashes (header only: instant)."),
+    fingerprint: bool = typer.Option(
+        False, "--fingerprint", help="Add the weight fingerprint's pooled summary (reads the tensors)."
+    ),
 ) -> None:
     """Show what an adapter file is (family, format, type, rank, alpha, targets) and its hashes.
 
@@ -44,11 +47,29 @@ def inspect(
     """
     from lorareg.adapter.inspect import inspect_file
 
-    result = inspect_file(file, with_hashes=not no_hashes)
+    if fingerprint:  # alongside the hashes: both release the GIL, so a second core hides the sketch
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(_fingerprint_summary, file)
+            result = inspect_file(file, with_hashes=not no_hashes)
+            summary: dict[str, object] | None = pending.result()
+    else:
+        result, summary = inspect_file(file, with_hashes=not no_hashes), None
     if as_json:
-        print_json(result.to_json())
+        print_json(result.to_json() | ({"fingerprint": summary} if summary is not None else {}))
     else:
         _print_inspection(result)
+        if summary is not None:
+            typer.echo(
+                f"fingerprint: {summary['modules']} modules sketched (--json prints the pooled vector)"
+            )
+
+
+def _fingerprint_summary(file: Path) -> dict[str, object]:
+    from lorareg.adapter.fingerprint import fingerprint_file
+
+    return fingerprint_file(file).summary()
 
 
 def dataset_hash(

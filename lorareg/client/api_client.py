@@ -181,6 +181,16 @@ class Client:
         answer = self._json("POST", f"/api/v1/adapters/{name}/versions/{version}/unyank", idempotent=True)
         return checked_texts(answer, ("ref", "status"), what="unyank")
 
+    def similar(self, ref: str) -> dict[str, Any]:
+        """The registry's most similar adapters to ``ns/name@version`` (weight fingerprints)."""
+        name, version = _split_exact(ref)
+        return self._json("GET", f"/api/v1/adapters/{name}/versions/{version}/similar")
+
+    def similar_to(self, fingerprint: bytes) -> dict[str, Any]:
+        """The registry's most similar adapters to a fingerprint computed here (the file stays local)."""
+        headers = {"content-type": "application/octet-stream"}
+        return self._json("POST", "/api/v1/similar", content=fingerprint, headers=headers, idempotent=True)
+
     # -- takedowns and previews -----------------------------------------------------------------------
     def file_takedown(
         self, ref: str, *, reason: str, claimant: str, contact: str, details: str, good_faith: bool

@@ -67,6 +67,7 @@ class _Sample:
     description: str
     base_id: str
     derived_from: tuple[str, ...] = ()  # refs of earlier samples
+    alpha: float = 1.0  # a re-packaged copy keeps the seed (same weights) and changes alpha (new bytes)
 
 
 _SAMPLES: tuple[_Sample, ...] = (
@@ -229,6 +230,20 @@ _SAMPLES: tuple[_Sample, ...] = (
         "Clean monochrome line art for colouring pages.",
         "stabilityai/stable-diffusion-3.5-medium",
     ),
+    _Sample(  # acme/pixel-art@1.2.0 re-saved at 4x strength: new hashes, same weights (docs/fingerprints.md)
+        "inkworks/retro-sprites",
+        "1.0.0",
+        "sdxl",
+        3,
+        _OPENRAIL,
+        ("style", "not-required"),
+        (("Hana Sato", "uploader"),),
+        ("retrosprites",),
+        ("pixel-art", "retro"),
+        "Retro sprite style. The weight fingerprint shows it is acme/pixel-art@1.2.0 with alpha raised.",
+        "stabilityai/stable-diffusion-xl-base-1.0",
+        alpha=4.0,
+    ),
 )
 _YANKED = ("acme/pixel-art", "1.1.0")
 
@@ -279,7 +294,7 @@ def _publish(registry: Registry, sample: _Sample, *, key: PrivateKey, principal:
     from lorareg.manifest.drafting import ManifestDraft
     from lorareg.signing.sign import sign_file
 
-    data = sample_adapter_bytes(sample.family, seed=sample.seed)
+    data = sample_adapter_bytes(sample.family, seed=sample.seed, alpha=sample.alpha)
     with tempfile.TemporaryDirectory(prefix="lorareg-demo-") as tmp:
         path = Path(tmp) / f"{sample.name.split('/')[1]}.safetensors"
         path.write_bytes(data)
@@ -310,7 +325,9 @@ def _draft(sample: _Sample) -> dict[str, Any]:
 
 
 def _sample_sha256(sample: _Sample) -> str:
-    return hashlib.sha256(sample_adapter_bytes(sample.family, seed=sample.seed)).hexdigest()
+    return hashlib.sha256(
+        sample_adapter_bytes(sample.family, seed=sample.seed, alpha=sample.alpha)
+    ).hexdigest()
 
 
 def _exists(registry: Registry, name: str, version: str) -> bool:

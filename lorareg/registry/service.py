@@ -26,6 +26,7 @@ from typing import TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from lorareg.adapter.fingerprint import Fingerprint
 from lorareg.errors import (
     GoneError,
     InputError,
@@ -35,7 +36,16 @@ from lorareg.errors import (
     UnprocessableError,
 )
 from lorareg.manifest.ids import check_name
-from lorareg.registry import accounts, catalog, collecting, logstore, publishing, revoking, versions
+from lorareg.registry import (
+    accounts,
+    catalog,
+    collecting,
+    fingerprints,
+    logstore,
+    publishing,
+    revoking,
+    versions,
+)
 from lorareg.registry.auth import Principal
 from lorareg.registry.blobs import BlobStore, FilesystemStore, check_sha256, open_store
 from lorareg.registry.db import Blob, Database, open_database, utcnow
@@ -118,11 +128,13 @@ class Registry:
         store: BlobStore,
         key: PrivateKey,
         revocation_validity_s: int = REVOCATION_VALIDITY_S,
+        near_duplicate_threshold: float = fingerprints.NEAR_DUPLICATE_THRESHOLD,
     ) -> None:
         self.db = db
         self.store = store
         self.key = key
         self._validity = timedelta(seconds=revocation_validity_s)
+        self.near_duplicate_threshold = near_duplicate_threshold
 
     # -- publishing ---------------------------------------------------------------------------------
     def upload_blob(
@@ -168,8 +180,9 @@ class Registry:
         Steps: (1) token may publish into the namespace; (2) the blob named by the bundle's sha256 exists;
         (3) header and facts are re-read from the stored blob; (4) the bundle verifies under a key registered
         for the namespace, with the blob's hashes and facts; (5) the manifest name equals ``name``; (6) the
-        digest is not revoked; (7) the registry countersigns; (8) version row, search row and log leaf are
-        written in one transaction.
+        digest is not revoked, nor are the weights a near-duplicate of a revoked adapter's (fingerprints);
+        (7) the registry countersigns; (8) version row, search row, log leaf and fingerprint are written in
+        one transaction.
 
         Raises:
             ForbiddenError: wrong scope or namespace, or the bundle's key is not registered for the namespace.
@@ -177,7 +190,7 @@ class Registry:
             UnprocessableError: blob not uploaded, name mismatch, facts that contradict the blob.
             VerificationError: signature or digest checks failed (every reason listed).
             ConflictError: ``name@version`` exists already (versions are immutable).
-            GoneError: the digest was revoked.
+            GoneError: the digest was revoked, or the weights are a near-duplicate of a revoked adapter.
         """
         check_name(name, "adapter name")
         namespace = name.split("/", 1)[0]
@@ -197,6 +210,7 @@ class Registry:
             raise UnprocessableError(
                 f"manifest names {accepted.manifest['name']!r}, but it was published to {name!r}"
             )
+        fingerprint, similar = self._check_fingerprint(blob)
         countersigned = countersign(bundle_bytes, self.key)
         crash_point("during-countersign")
         signers = (*(s.keyid for s in accepted.signers), self.key.key_id)
@@ -206,6 +220,8 @@ class Registry:
 
         def run(session: Session, now: datetime) -> VersionRecord:
             record = versions.insert(session, draft, now=now)
+            if fingerprint is not None:
+                self._store_fingerprint(session, record, fingerprint, similar, now=now)
             crash_point("before-rows-commit")
             return record
 
@@ -474,6 +490,32 @@ class Registry:
             raise UnprocessableError(f"blob {algorithm}:{digest} is not uploaded; upload the blob first")
         return catalog.blob_record(row)
 
+    def _check_fingerprint(self, blob: BlobRecord) -> tuple[Fingerprint | None, list[fingerprints.Match]]:
+        """Fingerprint the stored blob; refuse a near-duplicate of a revoked adapter (GoneError, 451)."""
+        fingerprint = fingerprints.fingerprint_stored(self.store, blob)
+        if fingerprint is None:
+            return None, []
+        with self.db.read() as session:
+            fingerprints.refuse_revoked_copy(session, fingerprint, threshold=self.near_duplicate_threshold)
+            return fingerprint, fingerprints.similar(session, fingerprint)
+
+    def _store_fingerprint(
+        self,
+        session: Session,
+        record: VersionRecord,
+        fingerprint: Fingerprint,
+        similar: list[fingerprints.Match],
+        *,
+        now: datetime,
+    ) -> None:
+        fingerprints.save(session, record.sha256, fingerprint, now=now)
+        row = catalog.find_version(session, record.name, record.version)
+        assert row.id is not None
+        namespace = record.name.split("/", 1)[0]
+        fingerprints.record_flags(
+            session, row.id, namespace, similar, threshold=self.near_duplicate_threshold, now=now
+        )
+
     def _set_yanked(self, name: str, version: str, *, yanked: bool, principal: Principal) -> VersionRecord:
         principal.require("yank", namespace=name.split("/", 1)[0])
 
@@ -513,6 +555,7 @@ def open_registry(
     s3_endpoint: str | None = None,
     key_file: str | Path | None = None,
     key_password: bytes | None = None,
+    near_duplicate_threshold: float = fingerprints.NEAR_DUPLICATE_THRESHOLD,
 ) -> Registry:
     """Open (creating on first use) the registry whose key lives in ``data_dir``.
 
@@ -540,7 +583,7 @@ def open_registry(
         key = _existing_registry_key(Path(key_file), key_password)
     else:
         key = _registry_key(root / KEY_FILE, key_password)
-    return Registry(db=db, store=store, key=key)
+    return Registry(db=db, store=store, key=key, near_duplicate_threshold=near_duplicate_threshold)
 
 
 def default_database_url(data_dir: str | Path) -> str:

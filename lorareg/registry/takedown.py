@@ -5,7 +5,8 @@ unguessable tracking id whose status page shows the outcome but none of the clai
 Reviewers (scope ``review``) list requests and decide: ``reject`` and ``uphold`` are final, ``more-info``
 keeps the request open. Upholding calls :meth:`Registry.revoke` for the version's digest (or every version's
 digest with ``all_versions``): that blocks the blob (HTTP 451), bars the digest from re-publication and
-signs a new revocation list, so pipelines refuse the adapter even from their caches.
+signs a new revocation list, so pipelines refuse the adapter even from their caches. It then queues every
+published near-duplicate of the weights for review (``takedown_queue.py``).
 
 Every change is one row appended to ``takedown_events``; nothing here updates or deletes an event. The rate
 limit is counted in the database (``rate_limit_hits``), so all replicas share it; on PostgreSQL a
@@ -253,7 +254,14 @@ class Takedowns:
             raise ConflictError(f"takedown {request_id} was already {current.status}; decisions are final")
         if decision == "uphold":
             self._revoke(current, reason=reason, principal=principal, all_versions=all_versions)
-        return self._record_decision(current, decision, reason, principal, all_versions=all_versions)
+        record = self._record_decision(current, decision, reason, principal, all_versions=all_versions)
+        if decision == "uphold":  # re-packaged copies published before the takedown: queued, not revoked
+            from lorareg.registry.takedown_queue import queue_near_duplicates
+
+            queue_near_duplicates(
+                self.registry, record, prefix=TRACKING_ID_PREFIX, id_bytes=TRACKING_ID_BYTES
+            )
+        return record
 
     # -- internals ------------------------------------------------------------------------------------
     def _revoke(

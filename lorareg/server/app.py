@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lorareg import __version__
 from lorareg.registry import Registry
 from lorareg.server.api import adapters as adapters_api
+from lorareg.server.api import similar as similar_api
 from lorareg.server.api import takedowns as takedowns_api
 from lorareg.server.config import Settings
 from lorareg.server.errors import install_error_handlers
@@ -42,6 +43,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
     install_error_handlers(app)
     app.include_router(adapters_api.router)
     app.include_router(takedowns_api.router)
+    app.include_router(similar_api.router)
     app.include_router(web_routes.router)
     for middleware in web_routes.MIDDLEWARE:  # the web UI's security headers (CSP)
         app.add_middleware(middleware)
@@ -60,6 +62,7 @@ def open_registry_for(settings: Settings) -> Registry:
         s3_endpoint=settings.s3_endpoint,
         key_file=settings.registry_key_file,
         key_password=settings.registry_key_password.encode() if settings.registry_key_password else None,
+        near_duplicate_threshold=settings.near_duplicate_threshold,
     )
 
 

@@ -19,6 +19,7 @@ DEFAULT_MAX_UPLOAD_BYTES = 2 * 2**30  # 2 GiB: a large FLUX LoRA is ~1.3 GiB
 DEFAULT_MAX_BUNDLE_BYTES = 1 * 2**20  # 1 MiB: a signed bundle is a few KiB
 DEFAULT_CHUNK_BYTES = 1 * 2**20  # 1 MiB per read/write when streaming blobs
 DEFAULT_GC_GRACE_S = 24 * 3600  # start-up garbage collection spares leftovers younger than a day
+DEFAULT_NEAR_DUPLICATE_THRESHOLD = 0.9  # weight similarity at which a copy of a revoked adapter is refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ class Settings:
     gc_grace_s: int = DEFAULT_GC_GRACE_S  # age (s) of upload leftovers that start-up collection removes
     registry_key_file: Path | None = None  # default: HOME/registry.key; a mounted secret keeps it off disk
     registry_key_password: str | None = field(default=None, repr=False)  # decrypts an encrypted key file
+    near_duplicate_threshold: float = DEFAULT_NEAR_DUPLICATE_THRESHOLD  # docs/fingerprints.md
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with the given non-``None`` fields replaced (explicit CLI flags win)."""
@@ -66,7 +68,23 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         if source.get("LORAREG_REGISTRY_KEY_FILE")
         else None,
         registry_key_password=source.get("LORAREG_REGISTRY_KEY_PASSWORD") or None,
+        near_duplicate_threshold=_fraction(
+            source, "LORAREG_NEAR_DUPLICATE_THRESHOLD", DEFAULT_NEAR_DUPLICATE_THRESHOLD
+        ),
     )
+
+
+def _fraction(source: Mapping[str, str], name: str, default: float) -> float:
+    raw = source.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as e:
+        raise InputError(f"{name} must be a number between 0 and 1; got {raw!r}") from e
+    if not 0 < value <= 1:
+        raise InputError(f"{name} must be a number in (0, 1]; got {value}")
+    return value
 
 
 def _seconds(source: Mapping[str, str], name: str, default: int) -> int:

@@ -1,5 +1,6 @@
 """The registry's database: tables (``tables``, ``takedown_tables``), engine and sessions (``engine``), and
-schema versions (``migrate``, the Alembic migrations in ``migrations/``).
+schema versions (``migrate``, the Alembic migrations in ``migrations/``); ``fingerprint_tables`` holds the
+weight fingerprints.
 
 Only ``lorareg.registry`` imports this package (a layering test enforces it): routes, pages and the CLI go
 through the registry service, never through tables. Importing the package registers every table on
@@ -9,6 +10,7 @@ through the registry service, never through tables. Importing the package regist
 from __future__ import annotations
 
 from lorareg.registry.db.engine import SQLITE_BUSY_TIMEOUT_MS, Database, open_database
+from lorareg.registry.db.fingerprint_tables import FingerprintBand, FingerprintRow, SimilarityFlag
 from lorareg.registry.db.tables import (
     FTS_TABLE,
     POSTGRES_FTS_DDL,
@@ -46,11 +48,14 @@ __all__ = [
     "Blob",
     "Database",
     "Derivation",
+    "FingerprintBand",
+    "FingerprintRow",
     "Namespace",
     "Preview",
     "PublisherKey",
     "RateLimitHit",
     "Revocation",
+    "SimilarityFlag",
     "RevocationListState",
     "TakedownEvent",
     "TakedownRequest",

@@ -215,6 +215,7 @@ def review_request(request_id: str, request: Request, registry: RegistryDep) -> 
         "decisions": list(DECISIONS),
         "target_url": web_views.adapter_url(record.name, record.version),
         "json_url": f"/api/v1/takedowns/{record.id}",
+        "reuploads": web_views.possible_reuploads(registry, record.name, record.version),
     }
     return render(
         request, registry, "review_decision.html", context, title=f"Decide {record.id}", reviewer=reviewer

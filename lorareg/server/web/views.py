@@ -127,6 +127,7 @@ def adapter_view(registry: Registry, record: VersionRecord) -> dict[str, Any]:
         "consent": _consent(m),
         "derived_from": _parents(m),
         "derived_by": derived_by(registry, record.name, record.version),
+        "similar": similar_adapters(registry, record.name, record.version),
         "file_metadata": file_metadata(registry, record),
         "previews": Previews(registry).for_version(record.name, record.version),
         "pull_command": f"lorareg pull {record.name}@{record.version} --verify",
@@ -134,6 +135,25 @@ def adapter_view(registry: Registry, record: VersionRecord) -> dict[str, Any]:
         "json_url": f"/api/v1/adapters/{record.name}/versions/{quote(record.version)}",
         "signature_url": f"/api/v1/adapters/{record.name}/versions/{quote(record.version)}/signature",
     }
+
+
+def similar_adapters(registry: Registry, name: str, version: str) -> dict[str, Any]:
+    """The "Similar adapters" panel: weight-fingerprint matches, linked (``docs/fingerprints.md``)."""
+    from lorareg.registry import fingerprints
+
+    fingerprinted, matches = fingerprints.similar_to_version(registry.db, name, version)
+    items = [m.to_json() | {"url": adapter_url(m.name, m.version)} for m in matches]
+    return {"fingerprinted": fingerprinted, "matches": items}
+
+
+def possible_reuploads(registry: Registry, name: str, version: str) -> list[dict[str, Any]]:
+    """For a review page: revoked adapters this version looks like, and other namespaces' flagged ones."""
+    from lorareg.registry import fingerprints
+
+    found = fingerprints.possible_reuploads(
+        registry.db, name, version, threshold=registry.near_duplicate_threshold
+    )
+    return [m.to_json() | {"url": adapter_url(m.name, m.version)} for m in found]
 
 
 def signature_status(registry: Registry, record: VersionRecord) -> SignatureStatus:

@@ -1,0 +1,117 @@
+"""The factored scores equal what the materialised ΔW says, for every module kind and dtype.
+
+The fingerprint never builds ΔW; these stories build it in the test (numpy, small real shapes) and check
+that the energies, inner products and dtype decoding agree, that unreadable modules are skipped with a note
+instead of poisoning the score, and that the stored form round-trips and stays small for a full SDXL file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tests.support.fingerprint_variants as v
+from lorareg.adapter.fingerprint import Fingerprint, TensorFile, compare_files, fingerprint_file, open_adapter
+from lorareg.adapter.fingerprint.score import module_inner
+from lorareg.adapter.fingerprint.tensors import decode
+from lorareg.errors import InputError
+from tests.support.lora_factory import write_adapter
+from tests.support.lora_layouts import Module
+from tests.support.safetensors_builders import entry, safetensors_bytes
+
+SMALL = [
+    Module("unet", "down_blocks.0.attentions.0.proj_in", 40, 48, (1, 1)),
+    Module("unet", "down_blocks.0.resnets.0.conv1", 8, 12, (3, 3)),
+    Module("unet", "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k", 768, 320),
+]
+
+
+def _dense(f: v.Factors) -> np.ndarray:
+    if isinstance(f, v.LowRank):
+        return f.up.astype(np.float64) @ f.down
+    if isinstance(f, v.Hadamard):
+        return (f.w1a.astype(np.float64) @ f.w1b) * (f.w2a.astype(np.float64) @ f.w2b)
+    return np.kron(f.w1.astype(np.float64), f.w2a.astype(np.float64) @ f.w2b)
+
+
+@pytest.mark.parametrize("kind", ["lora", "loha", "lokr"])
+def test_factored_energy_and_inner_product_equal_the_materialised_delta(kind: str, tmp_path: Path) -> None:
+    mods = SMALL if kind != "lokr" else SMALL[2:]
+    a, b = v.trained(mods, kind=kind, rank=3, seed=1), v.trained(mods, kind=kind, rank=3, seed=2)
+    fa = v.write(tmp_path / "a.safetensors", a, base="sd1", alpha=2.0)
+    fb = v.write(tmp_path / "b.safetensors", b, base="sd1", alpha=5.0)
+    expected_energy = sum(float(np.sum(_dense(f) ** 2)) for f in a.values())
+    with TensorFile(fa) as f:
+        adapter = open_adapter(f.header, f.read)
+        energy = sum(module_inner(p, p) for _, p in adapter.iter_pieces())
+    assert energy == pytest.approx(expected_energy, rel=1e-4)
+    assert float(fingerprint_file(fa).energies.sum()) == pytest.approx(expected_energy, rel=0.5)
+    dense_a = np.concatenate([_dense(f).ravel() for f in a.values()])
+    dense_b = np.concatenate([_dense(f).ravel() for f in b.values()])
+    cosine = dense_a @ dense_b / np.linalg.norm(dense_a) / np.linalg.norm(dense_b)
+    assert compare_files(fa, fb).similarity == pytest.approx(cosine, abs=1e-4)
+
+
+def test_bf16_and_f8_are_decoded_by_their_bit_layouts() -> None:
+    assert decode(b"\x80\x3f\x00\xc0", "BF16").tolist() == [1.0, -2.0]
+    assert decode(bytes([0x38, 0x7E, 0x01, 0xB8]), "F8_E4M3").tolist() == [1.0, 448.0, 2.0**-9, -1.0]
+    assert np.isnan(decode(b"\x7f", "F8_E4M3")[0])
+    assert decode(bytes([0x3C, 0xC0]), "F8_E5M2").tolist() == [1.0, -2.0]
+
+
+def _two_module_file(tmp_path: Path, *, second_dtype: str, second: bytes) -> Path:
+    """A kohya file whose first module is fine and whose second has ``second_dtype`` data."""
+    good = np.ones((2, 4), np.float32).tobytes(), np.ones((4, 2), np.float32).tobytes()
+    size = len(second) // 2
+    header = {
+        "lora_unet_mid_block_attentions_0_proj_in.lora_down.weight": entry("F32", [2, 4], 0, 32),
+        "lora_unet_mid_block_attentions_0_proj_in.lora_up.weight": entry("F32", [4, 2], 32, 64),
+        "lora_unet_mid_block_attentions_0_proj_out.lora_down.weight": entry(
+            second_dtype, [2, 4], 64, 64 + size
+        ),
+        "lora_unet_mid_block_attentions_0_proj_out.lora_up.weight": entry(
+            second_dtype, [4, 2], 64 + size, 64 + 2 * size
+        ),
+    }
+    path = tmp_path / "two.safetensors"
+    path.write_bytes(safetensors_bytes(header, good[0] + good[1] + second))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("dtype", "data"),
+    [
+        ("F32", np.full(16, np.nan, np.float32).tobytes()),
+        ("F32", np.full(16, np.inf, np.float32).tobytes()),
+        ("I16", np.ones(16, np.int16).tobytes()),
+    ],
+    ids=["nan-factors", "infinite-factors", "integer-dtype"],
+)
+def test_unreadable_module_is_skipped_with_a_note(dtype: str, data: bytes, tmp_path: Path) -> None:
+    path = _two_module_file(tmp_path, second_dtype=dtype, second=data)
+    fp = fingerprint_file(path)
+    assert len(fp.modules) == 1 and np.isfinite(fp.pooled).all()
+    result = compare_files(path, path)
+    assert result.similarity == pytest.approx(1.0)
+    assert result.to_json()["note"] and "skipped" in result.to_json()["note"]
+
+
+def test_stored_fingerprint_round_trips_and_malformed_bytes_are_refused(tmp_path: Path) -> None:
+    path = v.write(tmp_path / "a.safetensors", v.trained(SMALL, seed=3), base="sd1")
+    fp = fingerprint_file(path)
+    back = Fingerprint.from_bytes(fp.to_bytes())
+    assert back.modules == fp.modules and back.family == fp.family
+    assert np.allclose(back.sketches, fp.sketches, rtol=1e-3) and np.array_equal(back.pooled, fp.pooled)
+    assert back.band_keys() == fp.band_keys()
+    for bad in (b"", b"\xff\xff\xff\xff{", fp.to_bytes()[:-8]):
+        with pytest.raises(InputError):
+            Fingerprint.from_bytes(bad)
+
+
+def test_full_sdxl_fingerprint_is_a_few_hundred_kilobytes(tmp_path: Path) -> None:
+    path = write_adapter(tmp_path / "full.safetensors", "sdxl-kohya", rank=2, blocks=None, text_encoder=True)
+    fp = fingerprint_file(path)
+    assert len(fp.modules) > 900
+    assert len(fp.to_bytes()) < 400_000
