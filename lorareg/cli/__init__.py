@@ -19,6 +19,8 @@ import typer
 from lorareg import __version__
 from lorareg.cli import (
     admin_cmd,
+    audit_cmd,
+    import_cmd,
     inspect_cmd,
     provenance_cmd,
     registry_cmd,
@@ -87,6 +89,8 @@ for _module in (
     admin_cmd,
     takedown_cmd,
     provenance_cmd,
+    import_cmd,
+    audit_cmd,
 ):
     _module.register(app)
 

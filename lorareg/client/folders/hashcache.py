@@ -46,6 +46,11 @@ class HashCache:
         self.hits = 0
         self.misses = 0
 
+    def clear(self) -> None:
+        """Forget every entry (``--rehash``): the next lookups read the files and refill the cache."""
+        self._entries.clear()
+        self._dirty = True
+
     def get(self, key: FileKey, name: str) -> str | None:
         entry = self._entries.get(key.path)
         if entry is None or entry[:3] != [key.size, key.mtime_ns, key.inode]:

@@ -68,7 +68,7 @@ class Sidecars:
 def sidecar_paths(model: Path) -> list[Path]:
     """Every sidecar or preview path that belongs to ``model`` (existing or not), for moving them along."""
     stem = model.with_suffix("")
-    names = [LORA_MANAGER_SUFFIX, CIVITAI_INFO_SUFFIX, A1111_SUFFIX, *PREVIEW_SUFFIXES]
+    names = [LORA_MANAGER_SUFFIX, CIVITAI_INFO_SUFFIX, A1111_SUFFIX, ".credit.txt", *PREVIEW_SUFFIXES]
     return [Path(f"{stem}{suffix}") for suffix in names] + [Path(f"{model}.sig")]
 
 
