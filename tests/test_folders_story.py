@@ -40,16 +40,29 @@ def studio(live_server: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_import_publish_pull_into_takedown_then_audit_quarantines(
-    studio: dict[str, Path], live_server: LiveServer, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+    studio: dict[str, Path],
+    live_server: LiveServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     def lorareg(*args: str) -> tuple[int, str, str]:
         return run_main(monkeypatch, capsys, *args)
 
     drafts = tmp_path / "drafts"
     # 1. import: three adapters, the duplicate folded in, the pickle and the link out refused
-    code, out, err = lorareg("import", str(studio["root"]), "--out", str(drafts), "--publish",
-                             "--namespace", "studio", "--key", str(studio["key"]), "--json")  # fmt: skip
+    code, out, err = lorareg(
+        "import",
+        str(studio["root"]),
+        "--out",
+        str(drafts),
+        "--publish",
+        "--namespace",
+        "studio",
+        "--key",
+        str(studio["key"]),
+        "--json",
+    )
     assert code == 0, err
     report = json.loads(out)
     assert report["counts"] == {"imported": 3, "duplicate": 1, "refused": 2, "needs_review": 3}
@@ -63,11 +76,21 @@ def test_import_publish_pull_into_takedown_then_audit_quarantines(
     assert origin["source"] == "civitai" and origin["model_id"] == "777" and origin["creator"] == "inkmaster"
     assert detail["manifest"]["license"]["commercial_use"] is True
     assert detail["manifest"]["consent"] == {"subject": "unknown", "status": "unknown"}
-    assert live_server.client().previews("studio/ink-lines-v2@1.0.0"), "the preview beside the file was uploaded"
+    assert live_server.client().previews("studio/ink-lines-v2@1.0.0"), (
+        "the preview beside the file was uploaded"
+    )
 
     # 2. resumable: a rerun publishes nothing again
-    code, out, err = lorareg("import", str(studio["root"]), "--publish", "--namespace", "studio",
-                             "--key", str(studio["key"]), "--json")  # fmt: skip
+    code, out, err = lorareg(
+        "import",
+        str(studio["root"]),
+        "--publish",
+        "--namespace",
+        "studio",
+        "--key",
+        str(studio["key"]),
+        "--json",
+    )
     assert code == 0, err
     assert {a["published"] for a in json.loads(out)["adapters"]} == {"already published"}
 
@@ -78,12 +101,22 @@ def test_import_publish_pull_into_takedown_then_audit_quarantines(
     assert code == 1 and "unreviewed" in err
     draft = (drafts / "ink-lines-v2.toml").read_text()
     draft = draft.replace('version = "1.0.0"', 'version = "1.0.1"').replace(
-        'subject = "unknown"\nstatus = "unknown"', 'subject = "style"\nstatus = "not-required"')
+        'subject = "unknown"\nstatus = "unknown"', 'subject = "style"\nstatus = "not-required"'
+    )
     amended = drafts / "ink-lines-v2.toml"
     amended.write_text(draft)
     ManifestDraft.from_toml(draft)  # the draft is a valid manifest draft
-    code, out, err = lorareg("publish", str(studio["ink"]), "--manifest", str(amended), "--key", str(studio["key"]),
-                             "--preview", str(studio["ink"].with_suffix(".preview.png")))  # fmt: skip
+    preview = str(studio["ink"].with_suffix(".preview.png"))
+    code, out, err = lorareg(
+        "publish",
+        str(studio["ink"]),
+        "--manifest",
+        str(amended),
+        "--key",
+        str(studio["key"]),
+        "--preview",
+        preview,
+    )
     assert code == 0, err
 
     # 4. pull --into: hard link from the verified cache, the sidecars ComfyUI LoRA Manager reads
@@ -101,22 +134,27 @@ def test_import_publish_pull_into_takedown_then_audit_quarantines(
 
     # an unreviewed adapter installs when the studio's policy allows it (A1111 layout this time)
     allow = tmp_path / "allow.toml"
-    allow.write_text(studio["trust"].read_text().replace("allow_unreviewed = false", "allow_unreviewed = true"))
+    allow.write_text(
+        studio["trust"].read_text().replace("allow_unreviewed = false", "allow_unreviewed = true")
+    )
     webui = tmp_path / "render-node" / "webui"
     (webui / "models" / "Lora").mkdir(parents=True)
-    code, out, err = lorareg("pull", "studio/hero@1.0.0", "--into", str(webui), "--layout", "a1111",
-                             "--trust", str(allow))  # fmt: skip
+    code, out, err = lorareg(
+        "pull", "studio/hero@1.0.0", "--into", str(webui), "--layout", "a1111", "--trust", str(allow)
+    )
     assert code == 0, err
     hero = Path(out.strip())
     a1111 = json.loads(hero.with_suffix(".json").read_text())
     assert a1111["activation text"] == "hero_char" and a1111["sd version"] == "SD1"
     # a different file of the same name is never overwritten without --force
-    code, _, err = lorareg("pull", "studio/hero@1.0.0", "--into", str(webui), "--layout", "plain",
-                           "--trust", str(allow))  # fmt: skip
+    code, _, err = lorareg(
+        "pull", "studio/hero@1.0.0", "--into", str(webui), "--layout", "plain", "--trust", str(allow)
+    )
     assert code == 0, "the same bytes are left in place"
     hero.with_suffix(".credit.txt").write_text("someone else's notes\n")
-    code, _, err = lorareg("pull", "studio/hero@1.0.0", "--into", str(webui), "--layout", "a1111",
-                           "--trust", str(allow))  # fmt: skip
+    code, _, err = lorareg(
+        "pull", "studio/hero@1.0.0", "--into", str(webui), "--layout", "a1111", "--trust", str(allow)
+    )
     assert code == 2 and "--force" in err
 
     # 5. a clean audit of the render node
@@ -130,18 +168,27 @@ def test_import_publish_pull_into_takedown_then_audit_quarantines(
     hero.unlink()
     hero.write_bytes(bytes(data))
     reviewer = live_server.client(live_server.token("reviewer"))
-    request = live_server.client().file_takedown("studio/ink-lines-v2@1.0.1", reason="style",
-                                                 claimant="Ink Rights Ltd", contact="legal@example.com",
-                                                 details="our style sheet", good_faith=True)  # fmt: skip
+    request = live_server.client().file_takedown(
+        "studio/ink-lines-v2@1.0.1",
+        reason="style",
+        claimant="Ink Rights Ltd",
+        contact="legal@example.com",
+        details="our style sheet",
+        good_faith=True,
+    )
     reviewer.decide_takedown(request["id"], decision="uphold", reason="copied style sheet", all_versions=True)
 
     # 7. audit exits 1 and quarantines both, with their sidecars and a note; a second run is clean
     quarantine = tmp_path / "quarantine"
     for folder in (comfy, webui):
-        code, out, err = lorareg("audit", str(folder), "--quarantine", str(quarantine / folder.name), "--json")
+        code, out, err = lorareg(
+            "audit", str(folder), "--quarantine", str(quarantine / folder.name), "--json"
+        )
         assert code == 1, err
     revoked = quarantine / "ComfyUI" / "models" / "loras" / "ink-lines-v2-1.0.1.safetensors"
-    assert revoked.is_file() and not installed.exists() and not installed.with_suffix(".metadata.json").exists()
+    assert (
+        revoked.is_file() and not installed.exists() and not installed.with_suffix(".metadata.json").exists()
+    )
     assert revoked.with_suffix(".metadata.json").is_file() and Path(f"{revoked}.sig").is_file()
     assert "copied style sheet" in Path(f"{revoked}.quarantined.txt").read_text()
     modified = quarantine / "webui" / "models" / "Lora" / "hero-1.0.0.safetensors"

@@ -30,14 +30,19 @@ def register(app: typer.Typer) -> None:
 def audit(
     directory: Path = typer.Argument(..., help="The folder a UI loads LoRAs from."),
     registry: str | None = typer.Option(
-        None, "--registry", envvar="LORAREG_REGISTRY", help="Registry URL (omit: offline, cached revocations)."
+        None,
+        "--registry",
+        envvar="LORAREG_REGISTRY",
+        help="Registry URL (omit: offline, cached revocations).",
     ),
     quarantine_dir: Path | None = typer.Option(
         None, "--quarantine", help="Move revoked and modified files (with sidecars) here, with a note."
     ),
     watch: float | None = typer.Option(None, "--watch", min=1, help="Re-audit every SECONDS (render nodes)."),
     runs: int = typer.Option(0, "--runs", min=0, hidden=True, help="With --watch: stop after N audits."),
-    trust: Path | None = typer.Option(None, "--trust", help="Trust file (default ~/.config/lorareg/trust.toml)."),
+    trust: Path | None = typer.Option(
+        None, "--trust", help="Trust file (default ~/.config/lorareg/trust.toml)."
+    ),
     rehash: bool = typer.Option(False, "--rehash", help="Ignore the hash cache; read every file again."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     token: str | None = _TOKEN,

@@ -29,9 +29,13 @@ def register(app: typer.Typer) -> None:
 
 
 def import_library(
-    directory: Path = typer.Argument(..., help="The folder tree to import (symlinks out of it are not followed)."),
+    directory: Path = typer.Argument(
+        ..., help="The folder tree to import (symlinks out of it are not followed)."
+    ),
     out: Path | None = typer.Option(None, "--out", help="Write draft manifests (TOML) and the report here."),
-    publish: bool = typer.Option(False, "--publish", help="Sign and publish the drafts (needs --namespace, --key)."),
+    publish: bool = typer.Option(
+        False, "--publish", help="Sign and publish the drafts (needs --namespace, --key)."
+    ),
     namespace: str | None = typer.Option(None, "--namespace", help="Your publisher namespace."),
     key: Path | None = typer.Option(None, "--key", help="Publisher private key (PEM)."),
     version: str = typer.Option("1.0.0", "--version", help="Version given to every imported adapter."),
@@ -99,7 +103,9 @@ def _print_table(report: ImportReport) -> None:
         if len(entry.paths) > 1:
             why = f"{why}; also at {len(entry.paths) - 1} more path(s)".lstrip("; ")
         why = "; ".join([why, *entry.problems]).strip("; ")
-        table.add_row(Text(safe_text(entry.ref or entry.manifest.ref)), status, Text(safe_text(why, limit=200)))
+        table.add_row(
+            Text(safe_text(entry.ref or entry.manifest.ref)), status, Text(safe_text(why, limit=200))
+        )
     for path, reason in report.refused:
         table.add_row(Text(safe_text(path.name)), "refused", Text(safe_text(reason, limit=200)))
     Console(soft_wrap=False).print(table)

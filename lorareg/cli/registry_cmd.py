@@ -83,7 +83,9 @@ def pull(
         None, "--into", help="Install into this UI folder (ComfyUI/A1111 loras) with the sidecars it reads."
     ),
     layout: str = typer.Option("plain", "--layout", help="With --into: comfyui, a1111 or plain."),
-    force: bool = typer.Option(False, "--force", help="With --into: replace a different file of the same name."),
+    force: bool = typer.Option(
+        False, "--force", help="With --into: replace a different file of the same name."
+    ),
     registry: str = _REGISTRY,
     token: str | None = _TOKEN,
 ) -> None:

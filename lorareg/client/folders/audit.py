@@ -104,10 +104,14 @@ def audit_folder(
     registry = client.registry_url if client is not None else None
     for found in walk_models(root, skip=skip):
         if found.kind == "pickle":
-            report.items.append(AuditItem(found.path, "pickle", reason="PyTorch pickle: can run code; convert it"))
+            report.items.append(
+                AuditItem(found.path, "pickle", reason="PyTorch pickle: can run code; convert it")
+            )
             continue
         if found.kind == "outside":
-            report.items.append(AuditItem(found.path, "unknown", reason="symbolic link out of the folder: not read"))
+            report.items.append(
+                AuditItem(found.path, "unknown", reason="symbolic link out of the folder: not read")
+            )
             continue
         hits = cache.hits
         try:
@@ -125,7 +129,9 @@ def audit_folder(
     return report
 
 
-def _judge(path: Path, sha256: str, *, revoked: dict[str, str], trust: TrustStore, registry: str | None) -> AuditItem:
+def _judge(
+    path: Path, sha256: str, *, revoked: dict[str, str], trust: TrustStore, registry: str | None
+) -> AuditItem:
     if sha256 in revoked:
         return AuditItem(path, "revoked", sha256, reason=revoked[sha256])
     claimed = _claimed_sha256(path)
@@ -135,7 +141,9 @@ def _judge(path: Path, sha256: str, *, revoked: dict[str, str], trust: TrustStor
                              reason=f"{source} says sha256 {digest}, the file has {sha256}")  # fmt: skip
     twin = seams.near_duplicate_of_revoked(path, registry=registry)
     if twin is not None:
-        return AuditItem(path, "near-duplicate", sha256, reason=f"near-duplicate of revoked {twin[0]}: {twin[1]}")
+        return AuditItem(
+            path, "near-duplicate", sha256, reason=f"near-duplicate of revoked {twin[0]}: {twin[1]}"
+        )
     return _verify_signature(path, sha256, trust=trust, revoked=revoked)
 
 
@@ -148,8 +156,15 @@ def _verify_signature(path: Path, sha256: str, *, trust: TrustStore, revoked: di
         return AuditItem(path, "unknown", sha256, reason="no signature file beside it")
     signature_only = Policy(likeness_requires_consent=False, allow_unreviewed=True)
     try:
-        verified = verify_bundle(bundle, file_size=path.stat().st_size, file_digests={"sha256": sha256},
-                                 file_facts=None, trust=trust, policy=signature_only, revoked=revoked)  # fmt: skip
+        verified = verify_bundle(
+            bundle,
+            file_size=path.stat().st_size,
+            file_digests={"sha256": sha256},
+            file_facts=None,
+            trust=trust,
+            policy=signature_only,
+            revoked=revoked,
+        )
     except VerificationError as e:
         return AuditItem(path, "unknown", sha256, reason="signature does not verify: " + "; ".join(e.reasons))
     manifest = verified.manifest
@@ -171,12 +186,14 @@ def _ask_registry(item: AuditItem, client: Client, report: AuditReport) -> Audit
     status = str(detail.get("status"))
     ref = str(detail.get("ref"))
     if status == "revoked":
-        return AuditItem(item.path, "revoked", item.sha256, ref, str(detail.get("revocation_reason") or "revoked"))
+        return AuditItem(
+            item.path, "revoked", item.sha256, ref, str(detail.get("revocation_reason") or "revoked")
+        )
     return AuditItem(item.path, "yanked" if status == "yanked" else "known", item.sha256, ref, item.reason)
 
 
 def _claimed_sha256(path: Path) -> list[tuple[str, str]]:
-    """``(source, sha256)`` that the ``.sig`` and lorareg-written sidecars beside ``path`` claim (unverified)."""
+    """``(source, sha256)`` the ``.sig`` and lorareg-written sidecars beside ``path`` claim (unverified)."""
     from lorareg.signing.filecheck import claimed_digests
 
     out = []

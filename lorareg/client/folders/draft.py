@@ -54,7 +54,9 @@ def metadata_claims(metadata: dict[str, str]) -> list[Claim]:
     return claims
 
 
-def draft_values(*, name: str, version: str, family: str, sidecars: Sidecars) -> tuple[dict[str, Any], list[str]]:
+def draft_values(
+    *, name: str, version: str, family: str, sidecars: Sidecars
+) -> tuple[dict[str, Any], list[str]]:
     """The draft manifest dict for one import, and the claims it could not use (contradictions)."""
     values: dict[str, Any] = {"name": name, "version": version}
     values["license"] = _license(sidecars)
@@ -75,10 +77,16 @@ def draft_values(*, name: str, version: str, family: str, sidecars: Sidecars) ->
 
 
 def _license(sidecars: Sidecars) -> dict[str, Any]:
-    commercial, derivatives, no_credit = (sidecars.first(k) for k in
-                                          ("allowCommercialUse", "allowDerivatives", "allowNoCredit"))  # fmt: skip
+    commercial = sidecars.first("allowCommercialUse")
+    derivatives = sidecars.first("allowDerivatives")
+    no_credit = sidecars.first("allowNoCredit")
     if commercial is None and derivatives is None and no_credit is None:
-        return {"id": UNKNOWN_LICENSE, "commercial_use": False, "derivatives": False, "attribution_required": True}
+        return {
+            "id": UNKNOWN_LICENSE,
+            "commercial_use": False,
+            "derivatives": False,
+            "attribution_required": True,
+        }
     return {
         "id": CIVITAI_PERMISSIONS_LICENSE,
         "commercial_use": _commercial(commercial.value if commercial else None),
@@ -88,7 +96,7 @@ def _license(sidecars: Sidecars) -> dict[str, Any]:
 
 
 def _commercial(value: Any) -> bool:
-    """Civitai's ``allowCommercialUse``: a list of uses (``["Image", "Rent", "Sell"]``), older a single word."""
+    """Civitai's ``allowCommercialUse``: a list of uses (``["Image", "Rent", "Sell"]``), or one word."""
     if isinstance(value, bool):
         return value
     if isinstance(value, str):
@@ -122,7 +130,9 @@ def _contradictions(sidecars: Sidecars, family: str) -> list[str]:
     for claim in sidecars.all("base_model"):
         claimed = claimed_family(str(claim.value))
         if claimed is not None and family != "unknown" and claimed != family:
-            out.append(f"{claim.source} says base model {claim.value!r} ({claimed}); the tensors show {family}")
+            out.append(
+                f"{claim.source} says base model {claim.value!r} ({claimed}); the tensors show {family}"
+            )
     return out
 
 

@@ -60,7 +60,9 @@ class HashCache:
 
     def put(self, key: FileKey, values: dict[str, str]) -> None:
         entry = self._entries.get(key.path)
-        digests = dict(entry[3]) if entry is not None and entry[:3] == [key.size, key.mtime_ns, key.inode] else {}
+        digests = (
+            dict(entry[3]) if entry is not None and entry[:3] == [key.size, key.mtime_ns, key.inode] else {}
+        )
         digests.update(values)
         self._entries[key.path] = [key.size, key.mtime_ns, key.inode, digests]
         self._dirty = True
@@ -108,7 +110,11 @@ def _read(file: Path) -> dict[str, list[Any]]:
         data = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError):
         return {}
-    if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT or not isinstance(data.get("entries"), dict):
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != CACHE_FORMAT
+        or not isinstance(data.get("entries"), dict)
+    ):
         return {}
     return {k: v for k, v in data["entries"].items() if _valid_entry(v)}
 

@@ -181,13 +181,15 @@ def write_drafts(report: ImportReport, out: Path) -> list[Path]:
     """One ``<adapter>.toml`` draft per entry (``lorareg publish FILE --manifest`` reads it) and the report.
 
     The drafts are complete manifests less what signing fills in from the file again (``created``,
-    ``size``, ``adapter``; the digests and family stay, for the reader, and are checked then), so an owner can edit licence and
-    consent, bump ``version`` and publish the reviewed version.
+    ``size``, ``adapter``; the digests and family stay for the reader, and are checked then), so an
+    owner can edit licence and consent, bump ``version`` and publish the reviewed version.
     """
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for entry in report.entries:
-        values = {k: v for k, v in entry.manifest.to_json().items() if v != [] and k not in _FILLED_AT_SIGNING}
+        values = {
+            k: v for k, v in entry.manifest.to_json().items() if v != [] and k not in _FILLED_AT_SIGNING
+        }
         target = out / f"{entry.manifest.name.split('/', 1)[1]}.toml"
         header = [f"# drafted by lorareg import from {entry.paths[0]}"]
         header += [f"# needs review: {reason}" for reason in entry.review]

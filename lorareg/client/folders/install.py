@@ -101,7 +101,8 @@ def install(
 def credit_line(detail: dict[str, Any], manifest: dict[str, Any]) -> str:
     """``acme/ink@1.2.0 by Jo Park (trainer); licence CC-BY-4.0, commercial use yes; lorareg sha256:…``."""
     creators = ", ".join(
-        f"{c.get('name')}" + (f" ({c['role']})" if c.get("role") else "") for c in manifest.get("creators", [])
+        f"{c.get('name')}" + (f" ({c['role']})" if c.get("role") else "")
+        for c in manifest.get("creators", [])
     )
     licence = manifest.get("license") or {}
     commercial = "yes" if licence.get("commercial_use") else "no"

@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 Step = Callable[[ImportEntry], None]  # called after each entry is handled (a progress bar)
 
 
-def publish_import(report: ImportReport, *, client: Client, key: PrivateKey, step: Step | None = None) -> None:
+def publish_import(
+    report: ImportReport, *, client: Client, key: PrivateKey, step: Step | None = None
+) -> None:
     """Publish every entry of ``report`` that the registry does not hold yet (module docstring).
 
     Raises:

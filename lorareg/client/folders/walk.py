@@ -43,7 +43,9 @@ def walk_models(root: Path, *, skip: Path | None = None) -> list[Found]:
     found: list[Found] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and (here / d).resolve() != real_skip)
+        dirnames[:] = sorted(
+            d for d in dirnames if not d.startswith(".") and (here / d).resolve() != real_skip
+        )
         for name in sorted(filenames):
             item = _classify(here / name, real_root)
             if item is not None:
