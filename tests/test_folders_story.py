@@ -119,6 +119,20 @@ def test_import_publish_pull_into_takedown_then_audit_quarantines(
     )
     assert code == 0, err
 
+    # the catalogue shows the imports as unreviewed, filterable, until a reviewed version exists
+    page = live_server.client().search(unreviewed=True)
+    assert sorted(i["ref"] for i in page["items"]) == [
+        "studio/hero@1.0.0",
+        "studio/ink-lines-v2@1.0.0",
+        "studio/portrait@1.0.0",
+    ]
+    reviewed = live_server.client().search(unreviewed=False)["items"]
+    assert [(i["ref"], i["unreviewed"]) for i in reviewed] == [("studio/ink-lines-v2@1.0.1", False)]
+    import httpx
+
+    html = httpx.get(f"{live_server.url}/?unreviewed=true", timeout=10).text
+    assert html.count('class="badge warn">unreviewed<') == 3
+
     # 4. pull --into: hard link from the verified cache, the sidecars ComfyUI LoRA Manager reads
     code, out, err = lorareg("pull", "studio/ink-lines-v2@1.0.1", "--into", str(comfy), "--layout", "comfyui")
     assert code == 0, err

@@ -14,6 +14,7 @@ draft with them (:mod:`lorareg.manifest.drafting`), signatures, and policy (``lo
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -265,22 +266,29 @@ class Manifest:
         return SemVer.parse(self.version).key()
 
     def review_reasons(self) -> list[str]:
-        """Why this imported manifest is ``unreviewed`` (empty: it is not).
+        """Why this imported manifest is ``unreviewed`` (empty: it is not); see :func:`review_reasons`."""
+        return review_reasons(self.to_json())
 
-        An import (a manifest with ``origin``) whose licence or consent nothing stated stays unreviewed
-        until its owner or a reviewer publishes a version that states them; hand-written manifests are
-        never unreviewed, whatever they say.
-        """
-        if self.origin is None:
-            return []
-        reasons = []
-        if self.license.id == UNKNOWN_LICENSE:
-            reasons.append("its licence is unknown")
-        if self.consent.subject == "unknown":
-            reasons.append("what it depicts (consent.subject) is unknown")
-        if self.consent.status == "unknown":
-            reasons.append("its consent status is unknown")
-        return reasons
+
+def review_reasons(manifest: Mapping[str, Any]) -> list[str]:
+    """Why a manifest (as JSON) is an ``unreviewed`` import; empty when it is not.
+
+    An import (a manifest with ``origin``) whose licence or consent nothing stated stays unreviewed until
+    its owner or a reviewer publishes a version that states them; hand-written manifests are never
+    unreviewed, whatever they say. The registry stores this per version (catalogue filter) and the default
+    policy refuses such versions (``allow_unreviewed``).
+    """
+    if not manifest.get("origin"):
+        return []
+    licence, consent = manifest.get("license") or {}, manifest.get("consent") or {}
+    reasons = []
+    if licence.get("id") == UNKNOWN_LICENSE:
+        reasons.append("its licence is unknown")
+    if consent.get("subject") == "unknown":
+        reasons.append("what it depicts (consent.subject) is unknown")
+    if consent.get("status") == "unknown":
+        reasons.append("its consent status is unknown")
+    return reasons
 
 
 def parse_toml(source: str | bytes) -> dict[str, Any]:
