@@ -63,7 +63,6 @@ def audit(
 
 def _audit_once(directory: Path, *, registry: str | None, token: str | None, trust: Path | None,
                 quarantine_dir: Path | None, rehash: bool) -> AuditReport:  # fmt: skip
-    from lorareg.client import Client
     from lorareg.client.cache import default_cache_dir
     from lorareg.client.folders.audit import audit_folder
     from lorareg.client.folders.hashcache import HashCache
@@ -81,6 +80,8 @@ def _audit_once(directory: Path, *, registry: str | None, token: str | None, tru
         report = audit_folder(directory, trust=store, checked=checked, client=None, cache=cache,
                               skip=quarantine_dir)  # fmt: skip
     else:
+        from lorareg.client import Client
+
         with Client(registry, token) as client:
             checked = revocations_from(client, store, max_age=max_age)
             report = audit_folder(directory, trust=store, checked=checked, client=client, cache=cache,

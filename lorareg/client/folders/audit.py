@@ -102,7 +102,9 @@ def audit_folder(
         report.notes.append(checked.note)
     revoked = checked.revoked()
     registry = client.registry_url if client is not None else None
-    for found in walk_models(root, skip=skip):
+    walked = walk_models(root, skip=skip)
+    prefetched = cache.prefetch([(f.path, f.stat) for f in walked if f.kind == "safetensors" and f.stat])
+    for found in walked:
         if found.kind == "pickle":
             report.items.append(
                 AuditItem(found.path, "pickle", reason="PyTorch pickle: can run code; convert it")
@@ -113,18 +115,20 @@ def audit_folder(
                 AuditItem(found.path, "unknown", reason="symbolic link out of the folder: not read")
             )
             continue
-        hits = cache.hits
+        misses = cache.misses
         try:
             sha256 = cache.sha256(found.path, found.stat)
         except OSError as e:
             report.items.append(AuditItem(found.path, "unknown", reason=f"cannot read: {e.strerror}"))
             continue
-        report.from_cache += cache.hits - hits
-        report.hashed += 1 - (cache.hits - hits)
+        report.hashed += cache.misses - misses
+        report.from_cache += 1 - (cache.misses - misses)
         item = _judge(found.path, sha256, revoked=revoked, trust=trust, registry=registry)
         if item.status == "unknown" and client is not None:
             item = _ask_registry(item, client, report)
         report.items.append(item)
+    report.hashed += prefetched
+    report.from_cache -= prefetched
     cache.save()
     return report
 
@@ -194,11 +198,11 @@ def _ask_registry(item: AuditItem, client: Client, report: AuditReport) -> Audit
 
 def _claimed_sha256(path: Path) -> list[tuple[str, str]]:
     """``(source, sha256)`` the ``.sig`` and lorareg-written sidecars beside ``path`` claim (unverified)."""
-    from lorareg.signing.filecheck import claimed_digests
-
     out = []
     bundle = _read_small(Path(f"{path}.sig"))
     if bundle is not None:
+        from lorareg.signing.filecheck import claimed_digests
+
         digest = claimed_digests(bundle)[1].get("sha256")
         if digest:
             out.append((f"{path.name}.sig", digest))

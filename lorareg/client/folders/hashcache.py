@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 CACHE_FORMAT = 1
+HASH_THREADS = max(1, min(4, os.cpu_count() or 1))  # files hashed at once on a first audit
 HASH_READ_BYTES = 1 * 2**20  # SHA-256 reads: large enough for few syscalls, small enough to stay in cache
 
 
@@ -78,6 +79,32 @@ class HashCache:
         digest = sha256_file(path)
         self.put(key, {"sha256": digest})
         return digest
+
+    def prefetch(self, files: list[tuple[Path, os.stat_result]]) -> int:
+        """Hash the files the cache has no valid entry for, ``HASH_THREADS`` at a time.
+
+        One SHA-256 stream runs on one core (as ``openssl dgst``); several files at once use the others,
+        so a first audit of a folder of many files reads at the disk's pace rather than one core's. Files
+        that cannot be read are left for :meth:`sha256` to report. Returns how many files were hashed.
+        """
+        missing = [(p, st) for p, st in files if self.get(FileKey.of(p, st), "sha256") is None]
+        if not missing:
+            return 0
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(item: tuple[Path, os.stat_result]) -> tuple[FileKey, str] | None:
+            try:
+                return FileKey.of(item[0], item[1]), sha256_file(item[0])
+            except OSError:
+                return None
+
+        hashed = 0
+        with ThreadPoolExecutor(max_workers=min(HASH_THREADS, len(missing))) as pool:
+            for result in pool.map(one, missing):
+                if result is not None:
+                    self.put(result[0], {"sha256": result[1]})
+                    hashed += 1
+        return hashed
 
     def save(self) -> None:
         """Write the cache atomically (temp file, rename) when anything changed."""
