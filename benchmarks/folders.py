@@ -59,8 +59,11 @@ def main() -> None:
         Path(lorareg.__file__).parent, quiet=1
     )  # no first-run bytecode compile in a timing
     try:
-        ok = [bench_import(args.dir, args.adapters), bench_audit(args.dir, args.audit_gib, args.runs),
-              bench_reaudit(args.dir, args.files, args.runs)]  # fmt: skip
+        ok = [
+            bench_import(args.dir, args.adapters),
+            bench_audit(args.dir, args.audit_gib, args.runs),
+            bench_reaudit(args.dir, args.files, args.runs),
+        ]
     finally:
         shutil.rmtree(args.dir, ignore_errors=True)
     sys.exit(0 if all(ok) else 1)
@@ -73,34 +76,68 @@ def bench_import(root: Path, count: int) -> bool:
         folder.mkdir(parents=True, exist_ok=True)
         file = folder / f"Adapter {i:04d}.safetensors"
         file.write_bytes(sample_adapter_bytes(FAMILIES[i % 3], seed=i))
-        info = {"id": 10000 + i, "modelId": 500 + i, "baseModel": "SDXL 1.0", "trainedWords": [f"word{i}"],
-                "model": {"name": f"Adapter {i}", "type": "LORA", "allowCommercialUse": ["Image"],
-                          "allowDerivatives": True, "allowNoCredit": False, "poi": False},
-                "creator": {"username": f"artist{i % 7}"}}  # fmt: skip
+        info = {
+            "id": 10000 + i,
+            "modelId": 500 + i,
+            "baseModel": "SDXL 1.0",
+            "trainedWords": [f"word{i}"],
+            "model": {
+                "name": f"Adapter {i}",
+                "type": "LORA",
+                "allowCommercialUse": ["Image"],
+                "allowDerivatives": True,
+                "allowNoCredit": False,
+                "poi": False,
+            },
+            "creator": {"username": f"artist{i % 7}"},
+        }
         file.with_suffix(".civitai.info").write_text(json.dumps(info))
-        a1111 = {"description": f"adapter {i}", "activation text": f"word{i}", "preferred weight": 0.8,
-                 "sd version": "SDXL"}  # fmt: skip
+        a1111 = {
+            "description": f"adapter {i}",
+            "activation text": f"word{i}",
+            "preferred weight": 0.8,
+            "sd version": "SDXL",
+        }
         file.with_suffix(".json").write_text(json.dumps(a1111))
     env, key = _prepare_registry(root)
     drafts_s = _timed(_lorareg("import", str(library), "--out", str(root / "drafts"), "--json"), env=env)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([*_lorareg("serve", "--data", str(root / "data"), "--port", str(port))],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    server = subprocess.Popen(
+        [*_lorareg("serve", "--data", str(root / "data"), "--port", str(port))],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_healthy(url)
         env = {
             **env,
             "LORAREG_CACHE": str(root / "cache-publish"),
         }  # a cold hash cache: hash everything again
-        publish_s = _timed(_lorareg("import", str(library), "--publish", "--namespace", "bench", "--key",
-                                    str(key), "--registry", url, "--json"), env=env)  # fmt: skip
+        publish_s = _timed(
+            _lorareg(
+                "import",
+                str(library),
+                "--publish",
+                "--namespace",
+                "bench",
+                "--key",
+                str(key),
+                "--registry",
+                url,
+                "--json",
+            ),
+            env=env,
+        )
     finally:
         server.terminate()
         server.wait(timeout=10)
     ok = publish_s < IMPORT_TARGET_S
-    print(f"(a) import of {count} adapters with sidecars: drafts only {drafts_s:.1f} s; "
-          f"with --publish {publish_s:.1f} s (target < {IMPORT_TARGET_S:.0f} s) {'ok' if ok else 'MISSED'}")  # fmt: skip
+    print(
+        f"(a) import of {count} adapters with sidecars: drafts only {drafts_s:.1f} s; "
+        f"with --publish {publish_s:.1f} s (target < {IMPORT_TARGET_S:.0f} s) {'ok' if ok else 'MISSED'}"
+    )
     return ok
 
 
@@ -122,9 +159,11 @@ def bench_audit(root: Path, gib: float, runs: int) -> bool:
     ratio = openssl_s / audit_s
     total = each * AUDIT_FILES / 2**30
     ok = ratio >= AUDIT_THROUGHPUT_TARGET
-    print(f"(b) first audit of {total:.2f} GiB in {AUDIT_FILES} files: {audit_s:.2f} s "
-          f"({total / audit_s:.2f} GiB/s); openssl dgst -sha256 {openssl_s:.2f} s ({total / openssl_s:.2f} GiB/s); "
-          f"throughput {ratio:.0%} of openssl (target >= {AUDIT_THROUGHPUT_TARGET:.0%}) {'ok' if ok else 'MISSED'}")  # fmt: skip
+    print(
+        f"(b) first audit of {total:.2f} GiB in {AUDIT_FILES} files: {audit_s:.2f} s "
+        f"({total / audit_s:.2f} GiB/s); openssl dgst -sha256 {openssl_s:.2f} s ({total / openssl_s:.2f} GiB/s); "
+        f"throughput {ratio:.0%} of openssl (target >= {AUDIT_THROUGHPUT_TARGET:.0%}) {'ok' if ok else 'MISSED'}"
+    )
     shutil.rmtree(folder)
     return ok
 
@@ -139,8 +178,10 @@ def bench_reaudit(root: Path, count: int, runs: int) -> bool:
     first = _timed(_lorareg("audit", str(folder), "--json"), env=env)
     again = statistics.median(_timed(_lorareg("audit", str(folder), "--json"), env=env) for _ in range(runs))
     ok = again < REAUDIT_TARGET_S
-    print(f"(c) audit of {count} files: first {first:.2f} s; unchanged re-audit {again:.2f} s "
-          f"(target < {REAUDIT_TARGET_S:.0f} s, process start-up included) {'ok' if ok else 'MISSED'}")  # fmt: skip
+    print(
+        f"(c) audit of {count} files: first {first:.2f} s; unchanged re-audit {again:.2f} s "
+        f"(target < {REAUDIT_TARGET_S:.0f} s, process start-up included) {'ok' if ok else 'MISSED'}"
+    )
     return ok
 
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from lorareg.client.folders import seams
 from lorareg.client.folders.hashcache import HashCache
 from lorareg.client.folders.sidecars import A1111_SUFFIX, LORA_MANAGER_SUFFIX
-from lorareg.client.folders.walk import walk_models
+from lorareg.client.folders.walk import Found, walk_models
 from lorareg.errors import LoraregError, NotFoundError, RemoteError, VerificationError
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ def audit_folder(
             continue
         report.hashed += cache.misses - misses
         report.from_cache += 1 - (cache.misses - misses)
-        item = _judge(found.path, sha256, revoked=revoked, trust=trust, registry=registry)
+        item = _judge(found, sha256, revoked=revoked, trust=trust, registry=registry)
         if item.status == "unknown" and client is not None:
             item = _ask_registry(item, client, report)
         report.items.append(item)
@@ -134,11 +134,13 @@ def audit_folder(
 
 
 def _judge(
-    path: Path, sha256: str, *, revoked: dict[str, str], trust: TrustStore, registry: str | None
+    found: Found, sha256: str, *, revoked: dict[str, str], trust: TrustStore, registry: str | None
 ) -> AuditItem:
+    path = found.path
     if sha256 in revoked:
         return AuditItem(path, "revoked", sha256, reason=revoked[sha256])
-    claimed = _claimed_sha256(path)
+    bundle = _read_small(Path(f"{path}.sig")) if f"{path.name}.sig" in found.siblings else None
+    claimed = _claimed_sha256(path, bundle, found.siblings)
     for source, digest in claimed:
         if digest != sha256:
             return AuditItem(path, "modified", sha256,
@@ -148,14 +150,15 @@ def _judge(
         return AuditItem(
             path, "near-duplicate", sha256, reason=f"near-duplicate of revoked {twin[0]}: {twin[1]}"
         )
-    return _verify_signature(path, sha256, trust=trust, revoked=revoked)
+    return _verify_signature(path, sha256, bundle, trust=trust, revoked=revoked)
 
 
-def _verify_signature(path: Path, sha256: str, *, trust: TrustStore, revoked: dict[str, str]) -> AuditItem:
+def _verify_signature(
+    path: Path, sha256: str, bundle: bytes | None, *, trust: TrustStore, revoked: dict[str, str]
+) -> AuditItem:
     from lorareg.signing.policy import Policy
     from lorareg.signing.verify import verify_bundle
 
-    bundle = _read_small(Path(f"{path}.sig"))
     if bundle is None:
         return AuditItem(path, "unknown", sha256, reason="no signature file beside it")
     signature_only = Policy(likeness_requires_consent=False, allow_unreviewed=True)
@@ -196,10 +199,9 @@ def _ask_registry(item: AuditItem, client: Client, report: AuditReport) -> Audit
     return AuditItem(item.path, "yanked" if status == "yanked" else "known", item.sha256, ref, item.reason)
 
 
-def _claimed_sha256(path: Path) -> list[tuple[str, str]]:
+def _claimed_sha256(path: Path, bundle: bytes | None, siblings: frozenset[str]) -> list[tuple[str, str]]:
     """``(source, sha256)`` the ``.sig`` and lorareg-written sidecars beside ``path`` claim (unverified)."""
     out = []
-    bundle = _read_small(Path(f"{path}.sig"))
     if bundle is not None:
         from lorareg.signing.filecheck import claimed_digests
 
@@ -208,6 +210,8 @@ def _claimed_sha256(path: Path) -> list[tuple[str, str]]:
             out.append((f"{path.name}.sig", digest))
     stem = path.with_suffix("")
     for suffix in (LORA_MANAGER_SUFFIX, A1111_SUFFIX):
+        if f"{stem.name}{suffix}" not in siblings:
+            continue
         raw = _read_small(Path(f"{stem}{suffix}"))
         try:
             data = json.loads(raw) if raw is not None else None

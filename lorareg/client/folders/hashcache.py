@@ -34,7 +34,7 @@ class FileKey:
     @classmethod
     def of(cls, path: Path, st: os.stat_result | None = None) -> FileKey:
         st = st or path.stat()
-        return cls(str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+        return cls(os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 class HashCache:

@@ -78,8 +78,8 @@ def install(
     if layout not in LAYOUTS:
         raise InputError(f"--layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
     folder = _target_folder(into, layout)
-    cached = client.pull(ref, trust=trust, policy=policy, progress=progress)
-    detail = client.resolve(ref)
+    detail = client.resolve(ref)  # then pull that exact version: a publish in between changes nothing
+    cached = client.pull(str(detail["ref"]), trust=trust, policy=policy, progress=progress)
     manifest: dict[str, Any] = detail.get("manifest") or {}
     stem = f"{str(detail['name']).split('/', 1)[1]}-{detail['version']}"
     target = folder / f"{stem}.safetensors"

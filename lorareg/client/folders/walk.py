@@ -25,6 +25,7 @@ class Found:
     path: Path
     kind: str
     stat: os.stat_result | None
+    siblings: frozenset[str] = frozenset()  # the names in its folder: sidecar checks without failed opens
 
 
 def walk_models(root: Path, *, skip: Path | None = None) -> list[Found]:
@@ -46,14 +47,15 @@ def walk_models(root: Path, *, skip: Path | None = None) -> list[Found]:
         dirnames[:] = sorted(
             d for d in dirnames if not d.startswith(".") and (here / d).resolve() != real_skip
         )
+        siblings = frozenset(filenames)
         for name in sorted(filenames):
-            item = _classify(here / name, real_root)
+            item = _classify(here / name, real_root, siblings)
             if item is not None:
                 found.append(item)
     return sorted(found, key=lambda f: str(f.path))
 
 
-def _classify(path: Path, real_root: Path) -> Found | None:
+def _classify(path: Path, real_root: Path, siblings: frozenset[str]) -> Found | None:
     name = path.name.lower()
     if name.startswith("."):
         return None
@@ -71,4 +73,4 @@ def _classify(path: Path, real_root: Path) -> Found | None:
         st = path.stat()
     except OSError:
         return None
-    return Found(path, kind, st)
+    return Found(path, kind, st, siblings)
