@@ -19,8 +19,10 @@ __all__ = ["Client"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Client":
-        from lorareg.client.api_client import Client
+    """``Client``, and the ``api_client`` submodule as an attribute, imported on first use."""
+    if name in ("Client", "api_client"):
+        import importlib
 
-        return Client
+        api_client = importlib.import_module("lorareg.client.api_client")
+        return api_client.Client if name == "Client" else api_client
     raise AttributeError(f"module 'lorareg.client' has no attribute {name!r}")
