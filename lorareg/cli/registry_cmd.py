@@ -110,11 +110,15 @@ def pull(
 def _pull_into(ref: str, into: Path, *, layout: str, force: bool, verify: bool, trust: Path | None,
                registry: str, token: str | None) -> None:  # fmt: skip
     from lorareg.client import Client
-    from lorareg.client.folders.install import install
+    from lorareg.client.folders.install import LAYOUTS, install
     from lorareg.errors import InputError
 
     if not verify:
         raise InputError("--into installs verified adapters only; drop --no-verify")
+    if layout not in LAYOUTS:
+        raise InputError(f"--layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
+    if into.exists() and not into.is_dir():
+        raise InputError(f"--into {into} is not a folder")
     store, policy = _load_trust(trust)
     with Client(registry, token) as client, _progress("downloading") as progress:
         installed = install(client, ref, into, layout=layout, trust=store, policy=policy, force=force,
