@@ -284,6 +284,14 @@ def test_quarantine_moves_file_and_sidecars_with_a_note_and_is_idempotent(tmp_pa
         root, trust=store, checked=NO_REVOCATIONS, client=None, cache=HashCache(None), skip=qdir
     )
     assert again.items == [] and quarantine(again.items, root=root, into=qdir) == []
+    # the same name again later: the evidence already there is kept, the newcomer gets ".1"
+    file, store = _signed(tmp_path)
+    file.write_bytes(file.read_bytes() + b"tamper again")
+    report = audit_folder(
+        root, trust=store, checked=NO_REVOCATIONS, client=None, cache=HashCache(None), skip=qdir
+    )
+    assert quarantine(report.items, root=root, into=qdir) == [qdir / "ink.1.safetensors"]
+    assert (qdir / "ink.1.safetensors.sig").is_file() and (qdir / "ink.safetensors.sig").is_file()
 
 
 def test_audit_cli_exit_codes_pickle_unknown_modified(

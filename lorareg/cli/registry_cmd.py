@@ -203,6 +203,7 @@ def _yank_or_unyank(ref: str, registry: str, token: str | None, *, undo: bool) -
 
 def _summary_line(item: dict[str, Any]) -> str:
     status = "" if item.get("status") == "active" else f" [{item.get('status')}]"
+    status += " [unreviewed]" if item.get("unreviewed") else ""
     return safe_text(
         f"{item['ref']}{status}  {item.get('family')}  {item.get('license')}  {item['sha256'][:12]}  "
         f"{item.get('description') or ''}",

@@ -27,21 +27,27 @@ def quarantine(items: list[AuditItem], *, root: Path, into: Path, now: datetime 
     for item in items:
         if item.status not in FAILING or not item.path.exists():
             continue
-        relative = item.path.resolve().relative_to(root.resolve())
+        relative = Path(os.path.abspath(item.path)).relative_to(os.path.abspath(root))
         target = _free(into / relative)
         target.parent.mkdir(parents=True, exist_ok=True)
         _move(item.path, target)
         for sidecar in sidecar_paths(item.path):
             if sidecar.is_file() and not sidecar.is_symlink():
-                _move(sidecar, target.parent / (target.name + sidecar.name[len(item.path.name):])
-                      if sidecar.name.startswith(item.path.name) else
-                      target.parent / (target.stem + sidecar.name[len(item.path.stem):]))  # fmt: skip
+                _move(sidecar, _beside(target, item.path, sidecar))
         note = (f"quarantined by lorareg audit at {stamp}\nfrom: {item.path}\nstatus: {item.status}\n"
                 f"sha256: {item.sha256}\nreason: {item.reason}\n")  # fmt: skip
         Path(f"{target}{NOTE_SUFFIX}").write_text(note, encoding="utf-8")
         item.reason = f"{item.reason} (quarantined to {target})"
         moved.append(target)
     return moved
+
+
+def _beside(target: Path, original: Path, sidecar: Path) -> Path:
+    """The sidecar's name for the moved file: ``x.safetensors.sig`` -> ``<target>.sig``, ``x.json`` ->
+    ``<target stem>.json`` (the target may carry a ``.1`` suffix when the name was taken)."""
+    if sidecar.name.startswith(original.name):
+        return target.parent / (target.name + sidecar.name[len(original.name) :])
+    return target.parent / (target.stem + sidecar.name[len(original.stem) :])
 
 
 def _free(target: Path) -> Path:
