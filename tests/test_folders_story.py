@@ -170,6 +170,19 @@ def test_import_publish_pull_into_takedown_then_audit_quarantines(
         "pull", "studio/hero@1.0.0", "--into", str(webui), "--layout", "a1111", "--trust", str(allow)
     )
     assert code == 2 and "--force" in err
+    code, _, err = lorareg(
+        "pull",
+        "studio/hero@1.0.0",
+        "--into",
+        str(webui),
+        "--layout",
+        "a1111",
+        "--trust",
+        str(allow),
+        "--force",
+    )
+    assert code == 0, err
+    assert "lorareg sha256:" in hero.with_suffix(".credit.txt").read_text()
 
     # 5. a clean audit of the render node
     code, out, err = lorareg("audit", str(comfy), "--json")

@@ -124,6 +124,8 @@ def _target_folder(into: Path, layout: str) -> Path:
 
 
 def _place(cached: Path, target: Path, *, sha256: str, force: bool) -> str:
+    if target.is_dir() and not target.is_symlink():
+        raise ConflictError(f"{target} is a folder; --force never replaces a folder")
     if target.exists():
         if target.is_file() and sha256_file(target) == sha256:
             return "unchanged"
@@ -144,6 +146,8 @@ def _place(cached: Path, target: Path, *, sha256: str, force: bool) -> str:
 
 
 def _write(path: Path, data: bytes, *, force: bool) -> Path:
+    if path.is_dir() and not path.is_symlink():
+        raise ConflictError(f"{path} is a folder; --force never replaces a folder")
     if path.exists():
         if path.is_file() and path.read_bytes() == data:
             return path
