@@ -61,6 +61,16 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("takedown-without-good-faith", ["takedown", "request", "a/b@1.0.0", "--reason", "style",
                                      "--claimant", "c", "--contact", "c@example.org", "--details", "d"],
      2, "--good-faith"),
+    ("import-missing-dir", ["import", "{dir}/nope"], 3, "does not exist"),
+    ("import-file-as-dir", ["import", "{dir}/plain.txt"], 2, "is not a folder"),
+    ("import-publish-without-key", ["import", "{dir}/sub", "--publish", "--namespace", "acme"], 2, "--key"),
+    ("import-bad-version", ["import", "{dir}/sub", "--version", "1.0"], 2, "version"),
+    ("audit-missing-dir", ["audit", "{dir}/nope", "--trust", "{dir}/trust.toml"], 3, "does not exist"),
+    ("pull-into-bad-layout", ["pull", "a/b@1.0.0", "--into", "{dir}/ui", "--layout", "invokeai"], 2,
+     "--layout"),
+    ("pull-into-no-verify", ["pull", "a/b@1.0.0", "--into", "{dir}/ui", "--no-verify"], 2, "verified"),
+    ("pull-into-a-file", ["pull", "a/b@1.0.0", "--into", "{dir}/plain.txt", "--trust", "{dir}/trust.toml"],
+     2, "not a folder"),
 ]  # fmt: skip
 
 

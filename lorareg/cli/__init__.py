@@ -19,7 +19,9 @@ import typer
 from lorareg import __version__
 from lorareg.cli import (
     admin_cmd,
+    audit_cmd,
     fingerprint_cmd,
+    import_cmd,
     inspect_cmd,
     provenance_cmd,
     registry_cmd,
@@ -89,6 +91,8 @@ for _module in (
     takedown_cmd,
     provenance_cmd,
     fingerprint_cmd,
+    import_cmd,
+    audit_cmd,
 ):
     _module.register(app)
 

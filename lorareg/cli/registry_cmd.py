@@ -79,20 +79,51 @@ def pull(
     trust: Path | None = typer.Option(
         None, "--trust", help="Trust file (default ~/.config/lorareg/trust.toml)."
     ),
+    into: Path | None = typer.Option(
+        None, "--into", help="Install into this UI folder (ComfyUI/A1111 loras) with the sidecars it reads."
+    ),
+    layout: str = typer.Option("plain", "--layout", help="With --into: comfyui, a1111 or plain."),
+    force: bool = typer.Option(
+        False, "--force", help="With --into: replace a different file of the same name."
+    ),
     registry: str = _REGISTRY,
     token: str | None = _TOKEN,
 ) -> None:
     """Download REF into the local cache, verify it, and print the local path.
 
     With --no-verify nothing enters the cache (it holds verified files only): the file and its signature
-    file are written to --out, which is then required, and the path printed is that copy.
+    file are written to --out, which is then required, and the path printed is that copy. With --into the
+    verified file is installed for a UI (docs/folders.md) and the installed path is printed.
     """
     from lorareg.client import Client
 
+    if into is not None:
+        _pull_into(ref, into, layout=layout, force=force, verify=verify, trust=trust, registry=registry,
+                   token=token)  # fmt: skip
+        return
     store, policy = _load_trust(trust) if verify else (None, None)
     with Client(registry, token) as client, _progress("downloading") as progress:
         path = client.pull(ref, verify=verify, trust=store, policy=policy, out_dir=out, progress=progress)
     typer.echo(str(path))
+
+
+def _pull_into(ref: str, into: Path, *, layout: str, force: bool, verify: bool, trust: Path | None,
+               registry: str, token: str | None) -> None:  # fmt: skip
+    from lorareg.client import Client
+    from lorareg.client.folders.install import LAYOUTS, install
+    from lorareg.errors import InputError
+
+    if not verify:
+        raise InputError("--into installs verified adapters only; drop --no-verify")
+    if layout not in LAYOUTS:
+        raise InputError(f"--layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
+    if into.exists() and not into.is_dir():
+        raise InputError(f"--into {into} is not a folder")
+    store, policy = _load_trust(trust)
+    with Client(registry, token) as client, _progress("downloading") as progress:
+        installed = install(client, ref, into, layout=layout, trust=store, policy=policy, force=force,
+                            progress=progress)  # fmt: skip
+    typer.echo(str(installed.path))
 
 
 def search(
@@ -172,6 +203,7 @@ def _yank_or_unyank(ref: str, registry: str, token: str | None, *, undo: bool) -
 
 def _summary_line(item: dict[str, Any]) -> str:
     status = "" if item.get("status") == "active" else f" [{item.get('status')}]"
+    status += " [unreviewed]" if item.get("unreviewed") else ""
     return safe_text(
         f"{item['ref']}{status}  {item.get('family')}  {item.get('license')}  {item['sha256'][:12]}  "
         f"{item.get('description') or ''}",

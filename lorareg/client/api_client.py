@@ -98,6 +98,9 @@ _ERRORS_BY_STATUS: dict[int, type[LoraregError]] = {
 }
 
 
+MAX_PREVIEW_DOWNLOAD_BYTES = 16 * 2**20  # cleaned previews are a few hundred KiB
+
+
 class Client:
     """A lorareg registry, spoken to over HTTP; a context manager that closes its connections."""
 
@@ -231,6 +234,25 @@ class Client:
         url = f"/api/v1/adapters/{name}/versions/{version}/previews"
         headers = {"Content-Type": "application/octet-stream"}
         return self._json("POST", url, content=image.read_bytes(), headers=headers)
+
+    def previews(self, ref: str) -> list[dict[str, Any]]:
+        """The preview images of ``ns/name@version`` (``GET …/previews``), each with its ``url``."""
+        name, version = _split_exact(ref)
+        items = self._json("GET", f"/api/v1/adapters/{name}/versions/{version}/previews").get("items")
+        return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+    def preview_bytes(self, url: str, *, max_bytes: int = MAX_PREVIEW_DOWNLOAD_BYTES) -> bytes:
+        """One preview image by the ``url`` :meth:`previews` listed (a path on this registry).
+
+        Raises:
+            RemoteError: the answer is larger than ``max_bytes`` or the request failed.
+        """
+        if not url.startswith("/"):
+            raise errors.RemoteError(f"preview url {url[:80]!r} is not a path on this registry")
+        content = self._request("GET", url).content
+        if len(content) > max_bytes:
+            raise errors.RemoteError(f"preview of {len(content)} bytes exceeds {max_bytes}")
+        return content
 
     # -- publishing -----------------------------------------------------------------------------------
     def publish(self, path: Path, bundle_bytes: bytes, *, progress: Progress | None = None) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from lorareg.manifest.model import (
     Digests,
     License,
     Manifest,
+    Origin,
 )
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "License",
     "Manifest",
     "ManifestDraft",
+    "Origin",
     "SemVer",
     "canonical_json",
     "check_name",

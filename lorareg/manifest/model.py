@@ -14,6 +14,7 @@ draft with them (:mod:`lorareg.manifest.drafting`), signatures, and policy (``lo
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -59,8 +60,11 @@ MAX_CREATORS = 32
 MAX_DERIVED_FROM = 32
 MAX_LICENSE_ID_CHARS = 64
 
-CONSENT_SUBJECTS: tuple[str, ...] = ("style", "likeness", "character", "product", "concept")
+# "unknown": what an import is, when nothing it came with says (lorareg import never guesses a subject)
+CONSENT_SUBJECTS: tuple[str, ...] = ("style", "likeness", "character", "product", "concept", "unknown")
 CONSENT_STATUSES: tuple[str, ...] = ("obtained", "not-required", "public-domain", "unknown")
+ORIGIN_SOURCES: tuple[str, ...] = ("civitai", "huggingface", "local")
+UNKNOWN_LICENSE = "unknown"  # licence id of an import whose licence nothing stated (never guessed)
 
 _SHA256 = hex_digest(64)
 _TAG = pattern(r"[a-z0-9]+(?:-[a-z0-9]+)*", max_chars=MAX_TAG_CHARS,
@@ -168,6 +172,22 @@ class Derivation:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Origin:
+    """Where an imported file came from, so attribution survives ``lorareg import``.
+
+    Claims of the sidecar that named them (a Civitai id, a URL, a creator's handle), kept with the
+    SHA-256 of that sidecar file so a reviewer can ask for it and check it; never facts about the tensors.
+    """
+
+    source: str = field(metadata=spec(choice(ORIGIN_SOURCES)))
+    model_id: str | None = field(default=None, metadata=spec(text(max_chars=MAX_LINE_CHARS)))
+    version_id: str | None = field(default=None, metadata=spec(text(max_chars=MAX_LINE_CHARS)))
+    url: str | None = field(default=None, metadata=spec(url(max_chars=MAX_URL_CHARS)))
+    creator: str | None = field(default=None, metadata=spec(text(max_chars=MAX_LINE_CHARS)))
+    sidecar_sha256: str | None = field(default=None, metadata=spec(_SHA256))
+
+
+@dataclass(frozen=True, kw_only=True)
 class Manifest:
     """A complete, validated manifest v1. Build it with :meth:`from_toml`, :meth:`from_json` or
     :meth:`from_json_bytes` (or :func:`lorareg.manifest.complete_manifest` from a draft), never by hand."""
@@ -200,6 +220,7 @@ class Manifest:
     description: str | None = field(
         default=None, metadata=spec(text(max_chars=MAX_DESCRIPTION_CHARS, multiline=True))
     )
+    origin: Origin | None = field(default=None, metadata=spec(table=Origin))
 
     @classmethod
     def from_json(cls, obj: Any) -> Manifest:
@@ -243,6 +264,31 @@ class Manifest:
     def version_key(self) -> tuple[Any, ...]:
         """Sort key by semver precedence (``max(manifests, key=Manifest.version_key)``)."""
         return SemVer.parse(self.version).key()
+
+    def review_reasons(self) -> list[str]:
+        """Why this imported manifest is ``unreviewed`` (empty: it is not); see :func:`review_reasons`."""
+        return review_reasons(self.to_json())
+
+
+def review_reasons(manifest: Mapping[str, Any]) -> list[str]:
+    """Why a manifest (as JSON) is an ``unreviewed`` import; empty when it is not.
+
+    An import (a manifest with ``origin``) whose licence or consent nothing stated stays unreviewed until
+    its owner or a reviewer publishes a version that states them; hand-written manifests are never
+    unreviewed, whatever they say. The registry stores this per version (catalogue filter) and the default
+    policy refuses such versions (``allow_unreviewed``).
+    """
+    if not manifest.get("origin"):
+        return []
+    licence, consent = manifest.get("license") or {}, manifest.get("consent") or {}
+    reasons = []
+    if licence.get("id") == UNKNOWN_LICENSE:
+        reasons.append("its licence is unknown")
+    if consent.get("subject") == "unknown":
+        reasons.append("what it depicts (consent.subject) is unknown")
+    if consent.get("status") == "unknown":
+        reasons.append("its consent status is unknown")
+    return reasons
 
 
 def parse_toml(source: str | bytes) -> dict[str, Any]:

@@ -68,6 +68,7 @@ def summary_of(row: Version, size: int) -> VersionSummary:
         description=row.description,
         published_at=row.published_at,
         status=status_of(row),
+        unreviewed=row.unreviewed,
     )
 
 

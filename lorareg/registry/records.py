@@ -74,6 +74,7 @@ class VersionSummary:
     description: str
     published_at: datetime
     status: VersionStatus
+    unreviewed: bool = False  # an import whose licence or consent nobody has stated yet (docs/folders.md)
 
     @property
     def ref(self) -> str:
@@ -98,6 +99,7 @@ class VersionSummary:
             "description": self.description,
             "published_at": _iso(self.published_at),
             "status": self.status,
+            "unreviewed": self.unreviewed,
         }
 
 
@@ -192,6 +194,7 @@ class SearchQuery:
     commercial_use: bool | None = None
     consent_subject: str | None = None
     consent_status: str | None = None
+    unreviewed: bool | None = None  # True: only unreviewed imports; False: none of them
     creator: str | None = None
     sort: SortOrder = "newest"
     cursor: str | None = None  # opaque, from Page.next_cursor of the same query

@@ -139,6 +139,7 @@ def _filters(session: Session, query: SearchQuery) -> list[ColumnElement[bool]]:
         (col(Version.commercial_use), query.commercial_use),
         (col(Version.consent_subject), query.consent_subject),
         (col(Version.consent_status), query.consent_status),
+        (col(Version.unreviewed), query.unreviewed),
     ]
     conditions += [column == value for column, value in exact if value is not None]
     if query.creator:

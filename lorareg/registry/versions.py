@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 
 from lorareg.errors import ConflictError, GoneError
 from lorareg.manifest.ids import semver_key
+from lorareg.manifest.model import review_reasons
 from lorareg.registry import catalog, logstore
 from lorareg.registry.auth import Principal
 from lorareg.registry.db import Adapter, Revocation, Version, VersionCreator
@@ -111,4 +112,5 @@ def _row(new: NewVersion, *, now: datetime) -> Version:
         created=str(m["created"]) if m.get("created") is not None else None,
         published_at=now,
         published_by=new.published_by,
+        unreviewed=bool(review_reasons(m)),
     )

@@ -93,6 +93,7 @@ class Policy:
     max_weight: float | None = field(default=None, metadata=spec(number(low=0.0, high=MAX_POLICY_WEIGHT)))
     max_revocation_age: timedelta | None = field(default=None, metadata=spec(parse_duration))
     require_lorareg_manifest: bool = field(default=True, metadata=spec(boolean))
+    allow_unreviewed: bool = field(default=False, metadata=spec(boolean))
 
     @classmethod
     def from_json(cls, obj: Any, path: str = "policy") -> Policy:
@@ -115,6 +116,7 @@ class Policy:
             "max_weight": self.max_weight,
             "max_revocation_age": None if age is None else format_duration(age),
             "require_lorareg_manifest": self.require_lorareg_manifest,
+            "allow_unreviewed": self.allow_unreviewed,
         }
 
     def check(self, manifest: Manifest) -> list[str]:
@@ -138,6 +140,12 @@ class Policy:
             reasons.append(
                 f"likeness adapter without obtained consent (consent.status is {consent.status}); policy "
                 "requires consent.status = obtained for likeness (likeness_requires_consent)"
+            )
+        unreviewed = manifest.review_reasons()
+        if unreviewed and not self.allow_unreviewed:
+            reasons.append(
+                f"imported adapter is unreviewed ({'; '.join(unreviewed)}); its owner or a reviewer must "
+                "publish a version that states them (policy allow_unreviewed)"
             )
         return reasons
 

@@ -51,7 +51,8 @@ HASH_LABELS = {
     "autov1": "AutoV1",
     "crc32": "CRC32",
 }
-FILTER_NAMES = ("q", "family", "license", "commercial_use", "consent_subject", "consent_status", "creator")
+FILTER_NAMES = ("q", "family", "license", "commercial_use", "consent_subject", "consent_status", "creator",
+                "unreviewed")  # fmt: skip
 MAX_DERIVED_LINKS = 50  # "derived by" links shown on one adapter page
 MAX_METADATA_ROWS = 40  # the file's own metadata strings shown on one adapter page
 MAX_METADATA_CHARS = 300  # each value shortened to this many characters
@@ -76,6 +77,7 @@ def search_query(params: Mapping[str, str]) -> SearchQuery:
         return value or None
 
     commercial = pick("commercial_use")
+    unreviewed = pick("unreviewed")
     return SearchQuery(
         text=pick("q"),
         family=pick("family"),
@@ -84,6 +86,7 @@ def search_query(params: Mapping[str, str]) -> SearchQuery:
         consent_subject=pick("consent_subject"),
         consent_status=pick("consent_status"),
         creator=pick("creator"),
+        unreviewed=None if unreviewed is None else unreviewed == "true",
         sort="name" if params.get("sort") == "name" else "newest",
         cursor=pick("cursor"),
     )
@@ -286,6 +289,7 @@ def _card(item: VersionSummary, preview: PreviewRecord | None) -> dict[str, Any]
         "description": _shorten(item.description, 160),
         "creators": ", ".join(item.creators[:3]),
         "thumb_url": preview.thumb_url if preview else None,
+        "unreviewed": item.unreviewed,
     }
 
 
