@@ -76,3 +76,19 @@ def test_readme_example_is_attributed_by_a1111_and_civitai(
     assert (settings["Steps"], settings["Sampler"], settings["CFG scale"]) == ("50", "DDIM", "7.5")
     assert (settings["Size-1"], settings["Size-2"]) == (str(tiny.IMAGE_PX), str(tiny.IMAGE_PX))
     assert settings["Lorareg"] == "inkworks_ink-wash: inkworks/ink-wash@2.0.0"
+
+
+def test_generate_records_the_seed_the_pipeline_cannot_know(
+    harbour: tuple[Any, Any, Any], tmp_path: Path
+) -> None:
+    from lorareg.loader.generate import generate
+
+    pipe, use, _ = harbour
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        image, settings = generate(
+            pipe, "a harbour at dawn", seed=3, num_inference_steps=2, guidance_scale=5.0
+        )
+    save_image(image, tmp_path / "seeded.png", pipe, prompt="a harbour at dawn", **settings)
+    found = assert_readers_attribute(tmp_path / "seeded.png", (use,))
+    assert (found["Seed"], found["Steps"], found["CFG scale"]) == ("3", "2", "5")

@@ -226,3 +226,43 @@ def test_lycoris_naming_modules_the_pipeline_lacks_is_refused(
     gate = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_gate"
     assert refused.value.reasons == [f"1 of 1 modules are not in this pipeline: {gate}"]
     assert_same(sd1, before)
+
+
+def test_sdxl_lycoris_with_sgm_block_names_merges_into_the_diffusers_modules(
+    signed: Signer, trust: TrustStore
+) -> None:
+    """LyCORIS names SDXL UNet modules by SGM blocks (``input_blocks_1_1_…``): mapped, merged, undone."""
+    from tests.support.tiny_kohya import _sgm_name
+
+    pipe = tiny.sdxl_pipeline()
+    before = snapshot(pipe)
+    generator = torch.Generator().manual_seed(7)
+    per_block = int(pipe.unet.config.layers_per_block) + 1
+    plan = {
+        "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k": "loha",
+        "up_blocks.1.attentions.1.transformer_blocks.0.attn1.to_v": "lokr",
+    }
+    parts: dict[str, dict[str, torch.Tensor]] = {}
+    for path, kind in plan.items():
+        shape = pipe.unet.get_submodule(path).weight.shape
+        if kind == "loha":
+            parts[path] = ly.loha_parts(shape, tucker=False, generator=generator)
+        else:
+            parts[path] = ly.lokr_parts(shape, form="low", generator=generator)
+    data = ly.lycoris_bytes(
+        {"lora_unet_" + _sgm_name(p, per_block).replace(".", "_"): m for p, m in parts.items()}
+    )
+    assert "lora_unet_input_blocks_1_1_transformer_blocks_0_attn2_to_k.hada_w1_a" in safetensors_keys(data)
+    use = load_verified_lora(pipe, signed(data, "acme/sgm"), trust=trust, weight=1.0)
+    for path, module_parts in parts.items():
+        got = pipe.unet.get_submodule(path).weight.detach().double().numpy()
+        want = ly.reference_weight(before[f"unet.{path}.weight"], module_parts, 1.0)
+        np.testing.assert_allclose(got, want, atol=1e-5, err_msg=path)
+    unload_lora(pipe, use.adapter_name)
+    assert_same(pipe, before)
+
+
+def safetensors_keys(data: bytes) -> set[str]:
+    from safetensors.torch import load
+
+    return set(load(data))

@@ -10,7 +10,9 @@ Order (each step works on the one buffer read by ``source.py``; nothing re-reads
    (``structure.py``), and the stacking policy (``stacking.py``);
 5. only if nothing failed: parse the tensors from the same buffer (``safetensors.torch.load``), hand the
    state dict to ``pipe.load_lora_weights`` and set the weights; a failure inside diffusers deletes the
-   half-loaded adapter again.
+   half-loaded adapter again. Three layouts diffusers cannot load take their own path, checked alike in
+   step 4: kohya SD3 is converted first (``kohya_sd3.py``), Kandinsky 2.2 gets peft on its UNet
+   (``component.py``), LyCORIS LoHa/LoKr is merged into the weights (``merge.py``).
 
 Every reason found in steps 3-4 is reported together: ``VerificationError`` when any verification or
 policy reason applies, else ``IncompatibleAdapterError``. Until step 5 the pipeline is not touched.
@@ -379,7 +381,7 @@ def _set_weights(pipe: Any, new: AdapterUse | None) -> None:
     """Activate every loaded adapter with its recorded weight (1.0 for adapters lorareg did not load)."""
     records: dict[str, AdapterUse] = getattr(pipe, PIPE_ATTRIBUTE, {})
     names = sorted(_peft_names(pipe))
-    if not names or (new is not None and new.adapter_name not in names):
+    if not names:
         return
     if new is not None and names == [new.adapter_name] and new.weight == 1.0:
         return  # diffusers already made the one adapter active at weight 1.0; set_adapters would redo it

@@ -4,8 +4,8 @@ ComfyUI and A1111 apply LyCORIS files by adding ΔW (``lycoris.py``) to each bas
 with the guarantees of the rest of the loader:
 
 1. **check first** (:func:`merge_reasons`): every module key must name a Linear/Conv2d of this pipeline
-   (kohya names, SDXL's SGM names mapped as ``lorareg.adapter.facts.names`` maps them), and ΔW — computed on
-   *meta* tensors of the header's shapes, so no data is read — must have that weight's shape;
+   (kohya names; SDXL's SGM names mapped by diffusers' own map with this UNet's config), and ΔW — on *meta*
+   tensors of the header's shapes, so no data is read — must have that weight's shape;
 2. **merge** (:func:`merge_adapter`): the untouched weight of every module is kept once (``pristine``);
    each module's weight is recomputed from it and every merged adapter in load order;
 3. **unmerge** (:func:`unmerge_adapter`): the adapter is dropped and its modules recomputed from
@@ -18,13 +18,14 @@ attribution reads. Memory: one copy of each touched base weight, plus the adapte
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from lorareg.adapter.facts.names import flat, sgm_to_diffusers, underscore_to_dotted
+from lorareg.adapter.facts.names import flat
 from lorareg.adapter.facts.parse import split_tensor_name
 from lorareg.images.provenance import MERGED_ATTRIBUTE
 from lorareg.loader.lycoris import LycorisError, delta_weight, merged_weight
@@ -38,6 +39,9 @@ _PREFIXES = (  # kohya/LyCORIS key prefix -> pipeline components it may name
     ("lora_te2_", ("text_encoder_2",)),
     ("lora_te_", ("text_encoder",)),
 )
+_SGM_BLOCKS = ("input_blocks", "middle_block", "output_blocks")
+_BLOCK_NAMES = {"input_blocks": "down_blocks", "middle_block": "mid_block", "output_blocks": "up_blocks"}
+_DIFFUSERS_BLOCKS = re.compile(r"(?<=^lora_unet_)(input_blocks|middle_block|output_blocks)")  # after the map
 _DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
 
 
@@ -63,8 +67,9 @@ def merge_reasons(pipe: Any, header: Any, scalars: Mapping[str, float]) -> list[
     groups, stray = _group(_meta_tensors(header, scalars))
     reasons = [f"{len(stray)} tensors are not LyCORIS module parts: {_names(stray)}"] if stray else []
     missing, mismatched = [], []
+    renames = _sgm_renames(pipe, groups)
     for key, parts in groups.items():
-        module = _resolve(pipe, key)
+        module = _resolve(pipe, renames.get(key, key))
         if module is None:
             missing.append(key)
             continue
@@ -84,8 +89,9 @@ def merge_adapter(pipe: Any, name: str, state: Mapping[str, torch.Tensor], *, we
     record = _record(pipe)
     groups, _ = _group(dict(state))
     modules: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
+    renames = _sgm_renames(pipe, groups)
     for key, parts in groups.items():
-        found = _resolve(pipe, key)
+        found = _resolve(pipe, renames.get(key, key))
         if found is None:
             raise LycorisError(f"{key}: no such module in this pipeline")
         component, path, module = found
@@ -154,18 +160,32 @@ def _resolve(pipe: Any, key: str) -> tuple[str, str, Any] | None:
         rest = key[len(prefix) :]
         for component in components:
             table = _module_table(getattr(pipe, component, None))
-            for candidate in _spellings(rest):
-                if candidate in table:
-                    path, module = table[candidate]
-                    return component, path, module
+            if rest in table:
+                path, module = table[rest]
+                return component, path, module
         return None
     return None
 
 
-def _spellings(rest: str) -> list[str]:
-    """The flat name as written, and with SDXL's SGM block names mapped to diffusers'."""
-    dotted = underscore_to_dotted(rest)
-    return [rest] if dotted is None else [rest, flat(sgm_to_diffusers(dotted))]
+def _sgm_renames(pipe: Any, keys: Mapping[str, object]) -> dict[str, str]:
+    """SGM block names (SDXL kohya/LyCORIS) renamed by diffusers' own map, with *this* UNet's config.
+
+    The block arithmetic depends on ``layers_per_block``, so the pipeline's config decides, as it does when
+    diffusers loads an SGM-named LoRA (``_maybe_map_sgm_blocks_to_diffusers``).
+    """
+    unet = getattr(pipe, "unet", None)
+    sgm = [k for k in keys if k.startswith("lora_unet_") and any(p in k for p in _SGM_BLOCKS)]
+    if unet is None or not sgm:
+        return {}
+    from diffusers.loaders.lora_conversion_utils import _maybe_map_sgm_blocks_to_diffusers
+
+    sentinels = {k: torch.empty(0) for k in sgm}
+    try:
+        mapped = _maybe_map_sgm_blocks_to_diffusers(dict(sentinels), unet.config)  # type: ignore[no-untyped-call]
+    except (ValueError, KeyError, IndexError):
+        return {}  # unmappable names then show up as missing modules
+    by_id = {id(v): _DIFFUSERS_BLOCKS.sub(lambda m: _BLOCK_NAMES[m.group(1)], k) for k, v in mapped.items()}
+    return {k: by_id[id(t)] for k, t in sentinels.items() if id(t) in by_id}
 
 
 def _module_table(component: Any) -> dict[str, tuple[str, Any]]:
