@@ -22,6 +22,7 @@ from lorareg.cli import (
     inspect_cmd,
     provenance_cmd,
     registry_cmd,
+    sample_cmd,
     serve_cmd,
     signing_cmd,
     takedown_cmd,
@@ -87,6 +88,7 @@ for _module in (
     admin_cmd,
     takedown_cmd,
     provenance_cmd,
+    sample_cmd,
 ):
     _module.register(app)
 

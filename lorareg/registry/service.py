@@ -36,6 +36,7 @@ from lorareg.errors import (
 )
 from lorareg.manifest.ids import check_name
 from lorareg.registry import accounts, catalog, collecting, logstore, publishing, revoking, versions
+from lorareg.registry.lineage import check_lineage
 from lorareg.registry.auth import Principal
 from lorareg.registry.blobs import BlobStore, FilesystemStore, check_sha256, open_store
 from lorareg.registry.db import Blob, Database, open_database, utcnow
@@ -174,7 +175,8 @@ class Registry:
         Raises:
             ForbiddenError: wrong scope or namespace, or the bundle's key is not registered for the namespace.
             PayloadTooLargeError: bundle over ``MAX_BUNDLE_BYTES``.
-            UnprocessableError: blob not uploaded, name mismatch, facts that contradict the blob.
+            UnprocessableError: blob not uploaded, name mismatch, facts that contradict the blob, a
+                ``derived_from`` parent this registry lacks and that is not marked external.
             VerificationError: signature or digest checks failed (every reason listed).
             ConflictError: ``name@version`` exists already (versions are immutable).
             GoneError: the digest was revoked.
@@ -205,6 +207,7 @@ class Registry:
         )
 
         def run(session: Session, now: datetime) -> VersionRecord:
+            check_lineage(session, accepted.manifest)
             record = versions.insert(session, draft, now=now)
             crash_point("before-rows-commit")
             return record
