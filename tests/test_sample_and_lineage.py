@@ -54,9 +54,13 @@ def test_a_sample_picture_is_a_png_with_no_claims_unless_asked(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        pytest.param(["--family", "bogus", "--out", "x.safetensors"], "samples exist for", id="unknown-family"),
+        pytest.param(
+            ["--family", "bogus", "--out", "x.safetensors"], "samples exist for", id="unknown-family"
+        ),
         pytest.param(["--out", "x.ckpt"], "unknown suffix", id="unknown-suffix"),
-        pytest.param(["--out", "x.toml", "--made-with", "a/b@1.0.0"], "applies to a .png", id="made-with-toml"),
+        pytest.param(
+            ["--out", "x.toml", "--made-with", "a/b@1.0.0"], "applies to a .png", id="made-with-toml"
+        ),
         pytest.param(["--out", "x.png", "--made-with", "a/b@1.0.0"], "needs a registry", id="no-registry"),
     ],
 )

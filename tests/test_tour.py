@@ -68,7 +68,13 @@ def demo_server(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
         "XDG_CONFIG_HOME": str(home / ".config"),
         "TMPDIR": str(tmp_path),
     }
-    for name in ("LORAREG_TOKEN", "LORAREG_TRUST", "LORAREG_CACHE", "LORAREG_DATABASE_URL", "LORAREG_STORAGE"):
+    for name in (
+        "LORAREG_TOKEN",
+        "LORAREG_TRUST",
+        "LORAREG_CACHE",
+        "LORAREG_DATABASE_URL",
+        "LORAREG_STORAGE",
+    ):
         env.pop(name, None)
     data = tmp_path / "demo-data"
     url = f"http://127.0.0.1:{port}"

@@ -37,10 +37,14 @@ def register(app: typer.Typer) -> None:
 
 def sample(
     out: Path = typer.Option(..., "--out", help="File to write: .safetensors, .toml (manifest) or .png."),
-    family: str = typer.Option("sdxl", "--family", help="Base family of a sample adapter: sd1, sdxl, sd3, flux1, flux2."),
+    family: str = typer.Option(
+        "sdxl", "--family", help="Base family of a sample adapter: sd1, sdxl, sd3, flux1, flux2."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the random weights or picture."),
     made_with: list[str] = typer.Option(
-        [], "--made-with", help="For a .png: a registry adapter (ns/name@version) to record as having made it."
+        [],
+        "--made-with",
+        help="For a .png: a registry adapter (ns/name@version) to record as having made it.",
     ),
     registry: str | None = typer.Option(
         None, "--registry", envvar="LORAREG_REGISTRY", help="Registry URL (for --made-with)."
@@ -50,7 +54,9 @@ def sample(
     """Write a sample adapter, manifest or picture to try lorareg with (random weights, clearly labelled)."""
     suffix = out.suffix.lower()
     if suffix not in _SUFFIXES:
-        raise InputError(f"--out {safe_text(out)}: unknown suffix {suffix or '(none)'!r}; use one of {_SUFFIXES}")
+        raise InputError(
+            f"--out {safe_text(out)}: unknown suffix {suffix or '(none)'!r}; use one of {_SUFFIXES}"
+        )
     if out.exists() and not force:
         raise InputError(f"{safe_text(out)} exists; pass --force to overwrite it")
     if made_with and suffix != ".png":
@@ -77,7 +83,6 @@ def _write_adapter(out: Path, *, family: str, seed: int) -> None:
 
 def _write_picture(out: Path, *, seed: int, refs: list[str], registry: str | None) -> None:
     from lorareg.demo.pictures import sample_picture
-    from lorareg.images.provenance import AdapterUse
 
     uses: list[AdapterUse] = []
     if refs:

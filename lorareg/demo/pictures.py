@@ -22,7 +22,9 @@ _LABEL_FONT_PX = 22
 _LABEL_MARGIN_PX = 12
 
 
-def sample_picture(seed: int | str, *, label: str = SAMPLE_LABEL, size: tuple[int, int] = SAMPLE_SIZE_PX) -> bytes:
+def sample_picture(
+    seed: int | str, *, label: str = SAMPLE_LABEL, size: tuple[int, int] = SAMPLE_SIZE_PX
+) -> bytes:
     """Return a PNG of a seeded gradient landscape with ``label`` written across its bottom-left corner."""
     top, bottom, accent = _palette(seed)
     width, height = size

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lorareg.demo.pictures import sample_picture
 from lorareg.errors import NotFoundError
-from lorareg.registry import Principal, Previews, Registry
+from lorareg.registry import Previews, Principal, Registry
 
 TOKENS_FILE = Path("demo") / "tokens.txt"  # under the data dir: ids only, never secrets
 
@@ -44,7 +44,9 @@ def remember_tokens(data_dir: Path, token_ids: Iterable[str]) -> None:
     os.replace(part, path)
 
 
-def add_sample_previews(registry: Registry, refs: Iterable[tuple[str, str]], principals: dict[str, Principal]) -> int:
+def add_sample_previews(
+    registry: Registry, refs: Iterable[tuple[str, str]], principals: dict[str, Principal]
+) -> int:
     """Give each ``(name, version)`` without a preview a generated one; return how many were added."""
     previews = Previews(registry)
     added = 0

@@ -36,11 +36,11 @@ from lorareg.errors import (
 )
 from lorareg.manifest.ids import check_name
 from lorareg.registry import accounts, catalog, collecting, logstore, publishing, revoking, versions
-from lorareg.registry.lineage import check_lineage
 from lorareg.registry.auth import Principal
 from lorareg.registry.blobs import BlobStore, FilesystemStore, check_sha256, open_store
 from lorareg.registry.db import Blob, Database, open_database, utcnow
 from lorareg.registry.faults import MID_UPLOAD_BYTES, crash_point
+from lorareg.registry.lineage import check_lineage
 from lorareg.registry.records import (
     AdapterRecord,
     BlobRecord,
