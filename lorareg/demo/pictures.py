@@ -17,8 +17,8 @@ import math
 from PIL import Image, ImageDraw, ImageFont
 
 SAMPLE_SIZE_PX = (640, 480)
-SAMPLE_LABEL = "SAMPLE · generated preview"
-_LABEL_FONT_PX = 22
+SAMPLE_LABEL = "SAMPLE · generated"
+_LABEL_FONT_PX = 34  # still legible on a 260 px catalogue card
 _LABEL_MARGIN_PX = 12
 
 

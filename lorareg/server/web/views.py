@@ -155,7 +155,10 @@ def adapter_view(registry: Registry, record: VersionRecord, *, registry_url: str
         "derived_from": _parents(m),
         "derived_by": derived_by(registry, record.name, record.version),
         "file_metadata": file_metadata(registry, record),
-        "previews": Previews(registry).for_version(record.name, record.version),
+        # a revoked version's previews are withdrawn with it (served 451): none shown, no broken images
+        "previews": []
+        if record.status == "revoked"
+        else Previews(registry).for_version(record.name, record.version),
         "pull_command": f"lorareg pull {record.name}@{record.version} --verify",
         "python_lines": _python_lines(record, registry_url),
         "revoked_on": record.revoked_at.strftime("%Y-%m-%d %H:%M UTC") if record.revoked_at else None,
