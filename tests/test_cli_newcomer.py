@@ -123,3 +123,46 @@ def test_load_verified_lora_without_the_diffusers_extra_names_the_extra() -> Non
     message = result.stdout.strip()
     assert "'diffusers' extra" in message and "pip install 'lorareg[diffusers]'" in message, result.stderr
     assert "\n" not in message
+
+
+def test_a_bare_name_says_what_it_resolved_to_and_refuses_a_silent_change_of_base_family(
+    live_server: LiveServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    token = live_server.add_publisher("inkworks")
+    for version, family in (("1.0.0", "sd1"), ("2.0.0", "sdxl")):
+        path, bundle = live_server.adapter("inkworks/ink-wash", version, family=family)
+        with live_server.client(token) as client:
+            client.publish(path, bundle)
+    reviewer = live_server.registry.authenticate(live_server.token("reviewer"))
+    live_server.registry.revoke("inkworks/ink-wash@2.0.0", reason="upheld: style", principal=reviewer)
+    pull = [
+        "pull",
+        "inkworks/ink-wash",
+        "--no-verify",
+        "--out",
+        str(tmp_path / "out"),
+        "--registry",
+        live_server.url,
+    ]
+    code, out, err = run_main(monkeypatch, capsys, *pull)
+    assert code == 1 and out == ""
+    assert "resolves to inkworks/ink-wash@1.0.0 (sd1)" in err and "2.0.0 targets sdxl and is revoked" in err
+    assert "--any-family" in err
+    code, out, err = run_main(monkeypatch, capsys, *pull, "--any-family")
+    assert code == 0, err
+    assert "resolved inkworks/ink-wash to inkworks/ink-wash@1.0.0 (sd1)" in err and out.strip()
+
+
+def test_a_bare_name_of_one_family_resolves_quietly_but_says_which_version(
+    live_server: LiveServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _publish(live_server, "acme/ink")
+    pull = ["pull", "acme/ink", "--no-verify", "--out", str(tmp_path / "out"), "--registry", live_server.url]
+    code, _, err = run_main(monkeypatch, capsys, *pull)
+    assert code == 0 and "resolved acme/ink to acme/ink@1.0.0 (sdxl)" in err

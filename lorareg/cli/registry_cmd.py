@@ -79,19 +79,32 @@ def pull(
     trust: Path | None = typer.Option(
         None, "--trust", help="Trust file (default ~/.config/lorareg/trust.toml)."
     ),
+    any_family: bool = typer.Option(
+        False,
+        "--any-family",
+        help="Accept a bare ns/name resolving to a version of another base family than the newest version.",
+    ),
     registry: str = _REGISTRY,
     token: str | None = _TOKEN,
 ) -> None:
     """Download REF into the local cache, verify it, and print the local path.
 
     With --no-verify nothing enters the cache (it holds verified files only): the file and its signature
-    file are written to --out, which is then required, and the path printed is that copy.
+    file are written to --out, which is then required, and the path printed is that copy. A bare ns/name
+    says on stderr which version it resolved to, and is refused (exit 1) when that version targets another
+    base family than the adapter's newest version (revoked or yanked), unless --any-family is given.
     """
     from lorareg.client import Client
+    from lorareg.client.resolution import is_bare_name, resolve_bare_name
 
     store, policy = _load_trust(trust) if verify else (None, None)
-    with Client(registry, token) as client, _progress("downloading") as progress:
-        path = client.pull(ref, verify=verify, trust=store, policy=policy, out_dir=out, progress=progress)
+    with Client(registry, token) as client:
+        if is_bare_name(ref):
+            resolution = resolve_bare_name(client, ref, any_family=any_family)
+            typer.echo(safe_text(resolution.note), err=True)
+            ref = resolution.ref
+        with _progress("downloading") as progress:
+            path = client.pull(ref, verify=verify, trust=store, policy=policy, out_dir=out, progress=progress)
     typer.echo(str(path))
 
 
