@@ -303,3 +303,44 @@ def test_pages_fit_a_phone_screen(demo_site: tuple[LiveServer, DemoSeed], browse
     ):
         page.goto(server.url + path, wait_until="networkidle")
         assert _overflow_px(page) <= 0, f"{path} is wider than a 390 px phone"
+
+
+def test_licence_filter_audit_log_and_decision_page_details(
+    demo_site: tuple[LiveServer, DemoSeed], browser: Any
+) -> None:
+    server, seed = demo_site
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(server.url + "/")
+    page.fill("form.filters input[name=license]", "CreativeML-OpenRAIL-M")
+    field = page.locator("form.filters input[name=license]")
+    assert field.evaluate("e => e.scrollWidth <= e.clientWidth")  # the longest licence id is not cut off
+    from lorareg.client import Client
+
+    with Client(server.url) as client:
+        filed = client.file_takedown(
+            "inkworks/lineart@1.0.0",
+            reason="style",
+            claimant="Aiko Brush",
+            contact="aiko@example.org",
+            details="My line art portfolio, used without consent.",
+            good_faith=True,
+        )
+    page.goto(server.url + "/review/sign-in")
+    page.fill("input[name=token]", seed.reviewer_token)
+    page.click("form.stack button[type=submit]")
+    page.wait_for_url("**/review")
+    page.goto(server.url + f"/review/{filed['id']}")
+    same_panel = page.evaluate(
+        "() => document.querySelector('.details').closest('.panel') === "
+        "document.getElementById('takedown-status').closest('.panel')"
+    )
+    assert same_panel is False  # the claimant's details have their own panel, not crammed under the status
+    page.check("input[name=decision][value=uphold]")
+    page.fill("textarea[name=reason]", "Style used without consent.")
+    page.click("#decision-form button[type=submit]")
+    page.wait_for_selector("#takedown-status:text('upheld')")
+    colours = page.evaluate(
+        "() => ['filed', 'uphold'].map(a => getComputedStyle("
+        "document.querySelector('table.audit .status-' + a)).backgroundColor)"
+    )
+    assert all(c not in ("rgba(0, 0, 0, 0)", "transparent") for c in colours), colours  # decisions styled too
