@@ -244,6 +244,11 @@ class Registry:
         with self.db.read() as session:
             return catalog.derived_by(session, name, version, limit=limit)
 
+    def version_counts(self, names: list[str]) -> dict[str, int]:
+        """Versions per adapter name (any status), for the catalogue's "N versions"; one query."""
+        with self.db.read() as session:
+            return catalog.version_counts(session, names)
+
     def get_blob(self, sha256: str) -> BlobRecord:
         """The blob row for a digest (the server checks :meth:`is_revoked` before streaming it).
 

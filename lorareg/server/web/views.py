@@ -103,9 +103,10 @@ def catalogue_view(registry: Registry, params: Mapping[str, str]) -> dict[str, A
     items = _first_per_adapter(page.items) if page else []
     page_cursor = page.next_cursor if page else None
     previews = Previews(registry).first_of([(v.name, v.version) for v in items])
+    counts = registry.version_counts([v.name for v in items])
     next_url = "/?" + urlencode({**kept, "cursor": page_cursor}) if page_cursor else None
     return {
-        "cards": [_card(item, previews.get((item.name, item.version)), registry) for item in items],
+        "cards": [_card(item, previews.get((item.name, item.version)), counts) for item in items],
         "count": len(items),
         "more": next_url is not None,
         "error": error,
@@ -315,12 +316,11 @@ def _rights_badge(item: VersionSummary) -> tuple[str, str] | None:
     return None
 
 
-def _card(item: VersionSummary, preview: PreviewRecord | None, registry: Registry) -> dict[str, Any]:
-    versions = registry.get_adapter(item.name).versions
+def _card(item: VersionSummary, preview: PreviewRecord | None, counts: Mapping[str, int]) -> dict[str, Any]:
     return {
         "name": item.name,
         "version": item.version,
-        "version_count": len(versions),
+        "version_count": counts.get(item.name, 1),
         "url": adapter_url(item.name, item.version),
         "family": FAMILY_LABELS.get(item.family, item.family),
         "license": item.license_id or "no licence",
