@@ -32,7 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lorareg.errors import ForbiddenError, InputError, LoraregError, NotFoundError
+from lorareg.errors import ForbiddenError, InputError, LoraregError, NotFoundError, PayloadTooLargeError
 from lorareg.registry import (
     DECISIONS,
     GOOD_FAITH_STATEMENT,
@@ -57,6 +57,8 @@ CONTENT_SECURITY_POLICY = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 _UNSAFE_CSP_PATHS = ("/api/docs",)  # FastAPI's Swagger page loads its own inline script
+_FORM_OVERHEAD_BYTES = 64 * 2**10  # multipart boundaries, headers and the CSRF field around an upload
+_CHECK_FORM_FIELDS = 4  # the image-check form has the CSRF token and the file
 
 
 class _HtmlErrorRoute(APIRoute):
@@ -145,6 +147,10 @@ def check_image_page(request: Request, registry: RegistryDep) -> Response:
 @pages.post("/check")
 async def check_image(request: Request, registry: RegistryDep, settings: SettingsDep) -> Response:
     """Read the dropped image's claims; nothing is stored (see ``image_check``)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > image_check.MAX_CHECK_BYTES + _FORM_OVERHEAD_BYTES:
+        raise PayloadTooLargeError(f"the image is over {image_check.MAX_CHECK_BYTES} bytes; refused unread")
+    await request.form(max_files=1, max_fields=_CHECK_FORM_FIELDS)  # parsed once, cached for the CSRF check
     form = await _checked_form(request, registry, settings.public_url)
     upload = form.get("image")
     if upload is None or isinstance(upload, str):
