@@ -28,6 +28,7 @@ __all__ = [
     "verify",
 ]
 
+_LOADER = "lorareg.loader"  # the one module behind the diffusers extra
 # public name -> (module, attribute); imported on first use so the CLI and server start fast.
 _LAZY: dict[str, tuple[str, str]] = {
     "Client": ("lorareg.client", "Client"),
@@ -54,6 +55,15 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     module, attribute = target
-    value = getattr(importlib.import_module(module), attribute)
+    try:
+        value = getattr(importlib.import_module(module), attribute)
+    except ImportError as e:
+        if module != _LOADER or e.name in (None, module) or str(e.name).startswith("lorareg"):
+            raise
+        raise ImportError(
+            f"lorareg.{name} needs the 'diffusers' extra (torch, diffusers, peft, transformers), and "
+            f"{e.name} is not installed: pip install 'lorareg[diffusers]'",
+            name=e.name,
+        ) from None
     globals()[name] = value
     return value

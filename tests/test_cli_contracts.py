@@ -148,7 +148,7 @@ def test_show_prints_a_missing_autov1_as_inspect_does(
         client.publish(path, bundle)
     code, out, err = run_main(monkeypatch, capsys, "show", "acme/tiny@1.0.0", "--registry", live_server.url)
     assert code == 0, err
-    assert "  autov1  n/a (file under 2 MiB)" in out.splitlines() and "None" not in out
+    assert "  autov1         n/a (file under 2 MiB)" in out.splitlines() and "None" not in out
     code, out, err = run_main(monkeypatch, capsys, "inspect", str(path))
     assert code == 0, err
     assert "n/a (file under 2 MiB)" in out

@@ -67,13 +67,14 @@ def complete_dict() -> dict[str, Any]:
 
 def test_documented_example_parses_and_completes() -> None:
     manifest = complete_example()
-    assert manifest.ref == "acme/pixel-art@1.2.0"
+    assert manifest.ref == "me/pixel-art@1.2.0"  # publishable as-is by the tour's namespace
     assert manifest.base_model.id == "stabilityai/stable-diffusion-xl-base-1.0"
     assert manifest.base_model.family == "sdxl"
     assert manifest.license.id == "CreativeML-OpenRAIL-M" and manifest.license.commercial_use is True
     assert manifest.consent.subject == "style"
     assert [c.name for c in manifest.creators] == ["Acme Studio", "Jo Park"]
     assert manifest.derived_from[0].version == "1.1.0"
+    assert manifest.derived_from[0].registry == "https://registry.acme.example"  # external lineage
     assert manifest.created == datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
     assert manifest.tags == ("pixel-art", "style", "retro")
 
@@ -117,9 +118,9 @@ def test_canonical_manifest_json_has_sorted_keys_no_whitespace_and_raw_utf8() ->
 
 def test_equal_manifests_written_differently_have_one_canonical_form() -> None:
     text = EXAMPLE.read_text()
-    reordered = text.replace('version = "1.2.0"\n', "", 1).replace('name = "acme/pixel-art"\n', "", 1)
+    reordered = text.replace('version = "1.2.0"\n', "", 1).replace('name = "me/pixel-art"\n', "", 1)
     reordered = reordered.replace("created = 2025-03-14T09:30:00Z", 'created = "2025-03-14T09:30:00+00:00"')
-    reordered = 'version = "1.2.0"\nname = "acme/pixel-art"\n' + reordered
+    reordered = 'version = "1.2.0"\nname = "me/pixel-art"\n' + reordered
     first = complete_manifest(ManifestDraft.from_toml(text), facts=FACTS, hashes=HASHES, size=SIZE)
     second = complete_manifest(
         ManifestDraft.from_toml(reordered),

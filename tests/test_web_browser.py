@@ -5,8 +5,6 @@ pipeline's ``lorareg pull --verify`` then refusing the adapter; and the screensh
 
 from __future__ import annotations
 
-import io
-import math
 import os
 import subprocess
 import sys
@@ -15,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from lorareg.demo.catalogue import DemoSeed, seed_demo
-from lorareg.registry.previews import Previews
 from lorareg.signing.keys import load_public_key
 from lorareg.signing.policy import Policy
 from lorareg.signing.trust import TrustStore
@@ -35,15 +32,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 VIEWPORT = {"width": 1280, "height": 900}
-PREVIEW_PALETTES = {
-    "acme/pixel-art": ((255, 94, 98), (255, 195, 113)),
-    "acme/isometric-rooms": ((67, 206, 162), (24, 90, 157)),
-    "inkworks/ink-wash": ((40, 40, 48), (200, 200, 210)),
-    "inkworks/watercolor": ((137, 207, 240), (255, 183, 197)),
-    "inkworks/neon-city": ((255, 0, 153), (30, 20, 80)),
-    "inkworks/lineart": ((250, 250, 250), (120, 120, 130)),
-    "inkworks/captain-comet": ((255, 215, 0), (200, 30, 30)),
-}
+PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture
@@ -63,14 +52,8 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def demo_site(live_server: LiveServer) -> tuple[LiveServer, DemoSeed]:
-    """The live server with the demo catalogue and a gradient preview on most adapters."""
-    seed = seed_demo(live_server.registry, live_server.data_dir)
-    previews = Previews(live_server.registry)
-    for name, palette in PREVIEW_PALETTES.items():
-        record = live_server.registry.resolve(name)
-        principal = live_server.registry.authenticate(seed.publisher_tokens[name.split("/")[0]])
-        previews.add(record.name, record.version, _artwork(palette), principal=principal)
-    return live_server, seed
+    """The live server with the demo catalogue (which gives every version a generated preview)."""
+    return live_server, seed_demo(live_server.registry, live_server.data_dir)
 
 
 def test_browse_filter_copy_file_takedown_review_uphold_and_pull_is_refused(
@@ -124,6 +107,9 @@ def test_browse_filter_copy_file_takedown_review_uphold_and_pull_is_refused(
 
     page.goto(server.url + "/adapters/inkworks/watercolor/1.0.0")
     assert "without consent" in page.inner_text("#revoked-banner")
+    assert page.inner_text("#signature-status").startswith("Signature valid — revoked on ")
+    assert page.locator("#usage").count() == 0 and page.locator("#takedown-form").count() == 0
+    assert page.locator("table.hashes").inner_text().count(sha256) == 1  # hashes stay, to find copies
     context.close()
 
     refused = _pull(env, trust_path, "inkworks/watercolor@1.0.0")
@@ -133,7 +119,8 @@ def test_browse_filter_copy_file_takedown_review_uphold_and_pull_is_refused(
 
 def test_screenshots(demo_site: tuple[LiveServer, DemoSeed], browser: Any, request: pytest.FixtureRequest,
                      tmp_path: Path) -> None:  # fmt: skip
-    """Catalogue, adapter page and review queue as PNGs (``make screenshots`` writes docs/screenshots/)."""
+    """Catalogue, adapter page, review queue, a revoked page and an image check as PNGs (``make
+    screenshots`` writes docs/screenshots/)."""
     server, seed = demo_site
     out = Path(request.config.getoption("--screenshots-dir") or tmp_path)
     out.mkdir(parents=True, exist_ok=True)
@@ -153,9 +140,22 @@ def test_screenshots(demo_site: tuple[LiveServer, DemoSeed], browser: Any, reque
                 details="No permission.",
                 good_faith=True,
             )
+        _revoke(
+            server,
+            "inkworks/captain-comet@0.9.0",
+            "upheld: character used without the rights holder's consent",
+        )
+        image = _generated_image(server.url, tmp_path, "inkworks/captain-comet@0.9.0", "acme/pixel-art@1.2.0")
     page = browser.new_page(viewport=VIEWPORT, device_scale_factor=1)
     page.goto(server.url + "/", wait_until="networkidle")
     page.screenshot(path=str(out / "catalogue.png"), full_page=False)
+    page.goto(server.url + "/adapters/inkworks/captain-comet/0.9.0", wait_until="networkidle")
+    page.screenshot(path=str(out / "revoked.png"), full_page=False)
+    page.goto(server.url + "/check", wait_until="networkidle")
+    page.set_input_files("#check-form input[name=image]", str(image))
+    page.click("#check-form button[type=submit]")
+    page.wait_for_selector("#check-result")
+    page.screenshot(path=str(out / "check.png"), full_page=True)
     page.goto(server.url + "/adapters/inkworks/ink-wash", wait_until="networkidle")
     page.screenshot(path=str(out / "adapter.png"), full_page=True)
     page.goto(server.url + "/review/sign-in")
@@ -163,7 +163,7 @@ def test_screenshots(demo_site: tuple[LiveServer, DemoSeed], browser: Any, reque
     page.click("form.stack button[type=submit]")
     page.wait_for_url("**/review")
     page.screenshot(path=str(out / "review.png"), full_page=True)
-    for name in ("catalogue", "adapter", "review"):
+    for name in ("catalogue", "adapter", "review", "revoked", "check"):
         with Image.open(out / f"{name}.png") as shot:
             assert shot.width == VIEWPORT["width"] and shot.height >= 600
 
@@ -186,19 +186,161 @@ def _trust_file(server: LiveServer, tmp_path: Path) -> Path:
     return path
 
 
-def _artwork(palette: tuple[tuple[int, int, int], tuple[int, int, int]]) -> bytes:
-    """A 640x480 gradient with soft circles: a stand-in preview that looks like something."""
-    top, bottom = palette
-    image = Image.new("RGB", (640, 480))
-    draw = ImageDraw.Draw(image)
-    for y in range(480):
-        t = y / 479
-        draw.line(
-            [(0, y), (640, y)], fill=tuple(round(a + (b - a) * t) for a, b in zip(top, bottom, strict=True))
+def _revoke(server: LiveServer, ref: str, reason: str) -> None:
+    reviewer = server.registry.authenticate(server.registry.create_token(role="reviewer").secret)
+    server.registry.revoke(ref, reason=reason, principal=reviewer)
+
+
+def _generated_image(registry_url: str, tmp_path: Path, *refs: str) -> Path:
+    """A PNG whose provenance chunks name ``refs``, written as ``lorareg sample --made-with`` writes it."""
+    out = tmp_path / "harbour.png"
+    command = [
+        sys.executable,
+        "-m",
+        "lorareg",
+        "sample",
+        "--out",
+        str(out),
+        "--force",
+        "--registry",
+        registry_url,
+    ]
+    for ref in refs:
+        command += ["--made-with", ref]
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+    return out
+
+
+def _overflow_px(page: Any) -> int:
+    """How far the page is wider than the viewport (0 when nothing sticks out sideways)."""
+    return int(page.evaluate("document.documentElement.scrollWidth - window.innerWidth"))
+
+
+def test_catalogue_cards_tell_the_truth_at_a_glance(
+    demo_site: tuple[LiveServer, DemoSeed], browser: Any
+) -> None:
+    server, _ = demo_site
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(server.url + "/", wait_until="networkidle")
+    names = page.locator("li.card h2 a").all_inner_texts()
+    assert len(names) == len(set(names)) == 9  # one card per adapter, not per version
+    assert page.inner_text("#result-count").startswith("9 adapters")
+    assert page.locator("li.card .no-preview").count() == 0  # every demo adapter has a preview
+    pixel = page.locator("li.card", has=page.locator('h2 a:text-is("acme/pixel-art")'))
+    assert "3 versions" in pixel.inner_text()
+    comet = page.locator("li.card", has=page.locator('h2 a:text-is("inkworks/captain-comet")'))
+    assert "rights unclear" in comet.inner_text() and "commercial ok" not in comet.inner_text()
+    assert "Consent: character · unknown" in comet.inner_text()
+    page.goto(server.url + "/?family=bogus")
+    assert "family 'bogus' is not one of" in page.inner_text("#filter-error")
+
+
+def test_check_an_image_in_the_browser_shows_credit_licence_and_revocation(
+    demo_site: tuple[LiveServer, DemoSeed], browser: Any, tmp_path: Path
+) -> None:
+    server, _ = demo_site
+    image = _generated_image(server.url, tmp_path, "inkworks/ink-wash@2.0.0")
+    _revoke(server, "inkworks/ink-wash@2.0.0", "upheld: style used without consent")
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(server.url + "/")
+    page.click('header.site a:text-is("Check an image")')
+    page.set_input_files("#check-form input[name=image]", str(image))
+    page.click("#check-form button[type=submit]")
+    result = page.locator("#check-result")
+    result.wait_for()
+    text = result.inner_text()
+    assert "inkworks/ink-wash@2.0.0" in text and "revoked" in text and "style used without consent" in text
+    assert 'LoRA "inkworks/ink-wash" 2.0.0 by Hana Sato (trainer), licensed CC-BY-4.0' in text
+
+
+def test_unticked_good_faith_box_shows_a_message_and_the_reason_must_be_chosen(
+    demo_site: tuple[LiveServer, DemoSeed], browser: Any
+) -> None:
+    server, _ = demo_site
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(server.url + "/adapters/inkworks/lineart")
+    assert page.eval_on_selector("#takedown-form select[name=reason]", "s => s.value") == ""
+    page.select_option("#takedown-form select[name=reason]", "style")
+    page.fill("#takedown-form input[name=claimant]", "Aiko Brush")
+    page.fill("#takedown-form input[name=contact]", "aiko@example.org")
+    page.fill("#takedown-form textarea[name=details]", "My line art.")
+    assert not page.is_visible("#good-faith-error")
+    page.click("#takedown-form button[type=submit]")
+    page.wait_for_selector("#good-faith-error", state="visible")
+    assert "/takedowns/" not in page.url
+
+
+def test_the_credit_lines_copy_button_does_not_cover_its_text(
+    demo_site: tuple[LiveServer, DemoSeed], browser: Any
+) -> None:
+    server, _ = demo_site
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(server.url + "/adapters/acme/pixel-art", wait_until="networkidle")
+    overlap = page.evaluate(
+        """() => {
+        const code = document.getElementById("credit-line");
+        const button = code.closest(".copyable").querySelector("button.copy").getBoundingClientRect();
+        const range = document.createRange(); range.selectNodeContents(code);
+        return [...range.getClientRects()].some(r => r.right > button.left && r.left < button.right
+            && r.bottom > button.top && r.top < button.bottom);
+    }"""
+    )
+    assert overlap is False
+
+
+def test_pages_fit_a_phone_screen(demo_site: tuple[LiveServer, DemoSeed], browser: Any) -> None:
+    server, _ = demo_site
+    _revoke(
+        server, "inkworks/ink-wash@2.0.0", "upheld: td_0123456789abcdef0123456789abcdef style without consent"
+    )
+    page = browser.new_page(viewport=PHONE)
+    for path in (
+        "/",
+        "/adapters/acme/pixel-art",
+        "/adapters/inkworks/ink-wash/2.0.0",
+        "/check",
+        "/review/sign-in",
+    ):
+        page.goto(server.url + path, wait_until="networkidle")
+        assert _overflow_px(page) <= 0, f"{path} is wider than a 390 px phone"
+
+
+def test_licence_filter_audit_log_and_decision_page_details(
+    demo_site: tuple[LiveServer, DemoSeed], browser: Any
+) -> None:
+    server, seed = demo_site
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(server.url + "/")
+    page.fill("form.filters input[name=license]", "CreativeML-OpenRAIL-M")
+    field = page.locator("form.filters input[name=license]")
+    assert field.evaluate("e => e.scrollWidth <= e.clientWidth")  # the longest licence id is not cut off
+    from lorareg.client import Client
+
+    with Client(server.url) as client:
+        filed = client.file_takedown(
+            "inkworks/lineart@1.0.0",
+            reason="style",
+            claimant="Aiko Brush",
+            contact="aiko@example.org",
+            details="My line art portfolio, used without consent.",
+            good_faith=True,
         )
-    for i in range(5):
-        x, y, r = 120 + i * 100, 240 + int(80 * math.sin(i)), 40 + 12 * i
-        draw.ellipse([x - r, y - r, x + r, y + r], outline=(255, 255, 255), width=3)
-    out = io.BytesIO()
-    image.save(out, "PNG")
-    return out.getvalue()
+    page.goto(server.url + "/review/sign-in")
+    page.fill("input[name=token]", seed.reviewer_token)
+    page.click("form.stack button[type=submit]")
+    page.wait_for_url("**/review")
+    page.goto(server.url + f"/review/{filed['id']}")
+    same_panel = page.evaluate(
+        "() => document.querySelector('.details').closest('.panel') === "
+        "document.getElementById('takedown-status').closest('.panel')"
+    )
+    assert same_panel is False  # the claimant's details have their own panel, not crammed under the status
+    page.check("input[name=decision][value=uphold]")
+    page.fill("textarea[name=reason]", "Style used without consent.")
+    page.click("#decision-form button[type=submit]")
+    page.wait_for_selector("#takedown-status:text('upheld')")
+    colours = page.evaluate(
+        "() => ['filed', 'uphold'].map(a => getComputedStyle("
+        "document.querySelector('table.audit .status-' + a)).backgroundColor)"
+    )
+    assert all(c not in ("rgba(0, 0, 0, 0)", "transparent") for c in colours), colours  # decisions styled too

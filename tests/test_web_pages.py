@@ -148,5 +148,6 @@ def test_takedown_form_to_status_page_to_review_and_uphold(web: WebSite) -> None
 
 def test_unknown_pages_render_the_error_page(web: WebSite) -> None:
     missing = web.client.get("/adapters/acme/nothing")
-    assert missing.status_code == 404 and "<h1>404" in missing.text
+    assert missing.status_code == 404 and "<h1>Not found" in missing.text and "(404)" in missing.text
+    assert "something stopped here" not in missing.text
     assert web.client.get("/takedowns/td_nope").status_code == 404

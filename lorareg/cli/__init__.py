@@ -25,16 +25,19 @@ from lorareg.cli import (
     inspect_cmd,
     provenance_cmd,
     registry_cmd,
+    sample_cmd,
     serve_cmd,
     signing_cmd,
     takedown_cmd,
     trust_cmd,
 )
 from lorareg.cli._coerce import install as _install_plain_coercion
+from lorareg.cli._help import install as _install_plain_help
 from lorareg.cli._output import error_line
 from lorareg.errors import LoraregError
 
 _install_plain_coercion()  # str/Path values without pydantic: see lorareg/cli/_coerce.py
+_install_plain_help()  # --help without <bool>/<str> tags: see lorareg/cli/_help.py
 # httpx imports its own command line (httpx._main: click, rich, pygments; ~35 ms) whenever those are
 # installed, and falls back to a stub when that import fails. This process never runs httpx's CLI, so
 # the import is blocked here (a None entry makes it fail) before any command imports httpx.
@@ -93,6 +96,7 @@ for _module in (
     fingerprint_cmd,
     import_cmd,
     audit_cmd,
+    sample_cmd,
 ):
     _module.register(app)
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 NO_HASH_TEXT = "n/a (file under 2 MiB)"  # the one hash that can be absent: AutoV1 (lorareg.adapter.hashing)
+UNWRAPPED_WIDTH = 1_000_000  # columns given to rich when stdout is a pipe or file: lines are never wrapped
 
 
 # What ``json.dumps(ensure_ascii=False)`` leaves raw but a terminal or a line splitter acts on: DEL and C1
@@ -49,6 +50,19 @@ def safe_text(text: object, *, limit: int | None = None) -> str:
 def hash_rows(hashes: Mapping[str, str | None]) -> list[tuple[str, str]]:
     """``(name, value)`` rows of a file's hashes as ``inspect`` and ``show`` print them alike."""
     return [(name, safe_text(value) if value else NO_HASH_TEXT) for name, value in hashes.items()]
+
+
+def stdout_console() -> Any:
+    """A rich console for stdout that wraps to the terminal, and never wraps when stdout is not one.
+
+    Scripts read our output line by line (``lorareg inspect F | grep sha256``): a hash split over two lines
+    because rich assumed 80 columns is a wrong answer, not a cosmetic one.
+    """
+    from rich.console import Console
+
+    if sys.stdout.isatty():
+        return Console(highlight=False)
+    return Console(highlight=False, width=UNWRAPPED_WIDTH, soft_wrap=True)
 
 
 def error_line(message: str) -> None:

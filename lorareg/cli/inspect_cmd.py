@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from lorareg.cli._output import hash_rows, print_json, safe_text
+from lorareg.cli._output import hash_rows, print_json, safe_text, stdout_console
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -98,7 +98,6 @@ def safe_text_lines(text: str) -> str:
 
 
 def _print_inspection(result: Inspection) -> None:
-    from rich.console import Console
 
     f = result.facts
     table = _table()
@@ -125,11 +124,10 @@ def _print_inspection(result: Inspection) -> None:
     for key, value in result.header.metadata.items():
         rows.append((f"meta {safe_text(key, limit=60)}", safe_text(value, limit=SHOWN_VALUE_CHARS)))
     _add_rows(table, rows)
-    Console(highlight=False).print(table)
+    stdout_console().print(table)
 
 
 def _print_dataset(digest: DatasetDigest) -> None:
-    from rich.console import Console
 
     table = _table()
     rows = [
@@ -139,7 +137,7 @@ def _print_dataset(digest: DatasetDigest) -> None:
     ]
     rows += [("followed link", p) for p in digest.followed_symlinks]
     _add_rows(table, rows)
-    Console(highlight=False).print(table)
+    stdout_console().print(table)
 
 
 def _table() -> Table:

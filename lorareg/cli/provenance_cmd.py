@@ -33,8 +33,11 @@ def provenance(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Report the adapters an image claims and, with a registry, their current status."""
+    from lorareg.errors import NotFoundError
     from lorareg.images.provenance import current_status, read_provenance
 
+    if not image.is_file():  # a missing file is "not found" (3) in every command, not bad input
+        raise NotFoundError(f"no such file: {safe_text(image)}")
     claimed = read_provenance(image)
     statuses = None
     if registry:

@@ -86,6 +86,11 @@ def pull(
     force: bool = typer.Option(
         False, "--force", help="With --into: replace a different file of the same name."
     ),
+    any_family: bool = typer.Option(
+        False,
+        "--any-family",
+        help="Accept a bare ns/name resolving to a version of another base family than the newest version.",
+    ),
     registry: str = _REGISTRY,
     token: str | None = _TOKEN,
 ) -> None:
@@ -93,17 +98,26 @@ def pull(
 
     With --no-verify nothing enters the cache (it holds verified files only): the file and its signature
     file are written to --out, which is then required, and the path printed is that copy. With --into the
-    verified file is installed for a UI (docs/folders.md) and the installed path is printed.
+    verified file is installed for a UI (docs/folders.md) and the installed path is printed. A bare ns/name
+    says on stderr which version it resolved to, and is refused (exit 1) when that version targets another
+    base family than the adapter's newest version (revoked or yanked), unless --any-family is given.
     """
     from lorareg.client import Client
+    from lorareg.client.resolution import is_bare_name, resolve_bare_name
 
+    if is_bare_name(ref):
+        with Client(registry, token) as client:
+            resolution = resolve_bare_name(client, ref, any_family=any_family)
+        typer.echo(safe_text(resolution.note), err=True)
+        ref = resolution.ref
     if into is not None:
         _pull_into(ref, into, layout=layout, force=force, verify=verify, trust=trust, registry=registry,
                    token=token)  # fmt: skip
         return
     store, policy = _load_trust(trust) if verify else (None, None)
-    with Client(registry, token) as client, _progress("downloading") as progress:
-        path = client.pull(ref, verify=verify, trust=store, policy=policy, out_dir=out, progress=progress)
+    with Client(registry, token) as client:
+        with _progress("downloading") as progress:
+            path = client.pull(ref, verify=verify, trust=store, policy=policy, out_dir=out, progress=progress)
     typer.echo(str(path))
 
 
@@ -168,11 +182,10 @@ def show(
         print_json(detail)
         return
     typer.echo(_summary_line(detail))
+    for label, value in _show_rows(detail):
+        typer.echo(f"  {label:14} {safe_text(value)}")
     for name, value in hash_rows(detail["hashes"]):
-        typer.echo(f"  {name:7} {value}")
-    if detail.get("revocation_reason"):
-        typer.echo(f"  revoked: {safe_text(detail['revocation_reason'])}")
-    typer.echo(f"  signers: {', '.join(safe_text(s)[:16] for s in detail['signers'])}")
+        typer.echo(f"  {name:14} {value}")
 
 
 def yank(
@@ -199,6 +212,35 @@ def _yank_or_unyank(ref: str, registry: str, token: str | None, *, undo: bool) -
     with Client(registry, token) as client:
         detail = client.unyank(ref) if undo else client.yank(ref)
     typer.echo(f"{safe_text(detail['ref'])} {safe_text(detail['status'])}")
+
+
+def _show_rows(detail: dict[str, Any]) -> list[tuple[str, str]]:
+    """What ``show``'s help promises, in text: status, base model, trigger words, consent, creators,
+    licence, signers (server text: every value goes through ``safe_text`` when printed)."""
+    m = detail.get("manifest") or {}
+    base, consent, lic = m.get("base_model") or {}, m.get("consent") or {}, m.get("license") or {}
+    status = str(detail.get("status"))
+    if detail.get("revocation_reason"):
+        status += f" ({detail.get('revoked_at') or 'date unknown'}: {detail['revocation_reason']})"
+    licence = str(lic.get("id") or "not stated")
+    terms = [
+        f"commercial use {'allowed' if lic.get('commercial_use') else 'not allowed'}",
+        f"derivatives {'allowed' if lic.get('derivatives') else 'not allowed'}",
+        "credit required" if lic.get("attribution_required") else "no credit required",
+    ]
+    creators = [
+        f"{c.get('name')} ({c.get('role')})" if c.get("role") else str(c.get("name"))
+        for c in m.get("creators") or []
+    ]
+    return [
+        ("status", status),
+        ("base model", f"{base.get('family', '?')}" + (f" ({base['id']})" if base.get("id") else "")),
+        ("trigger words", ", ".join(m.get("trigger_words") or []) or "none"),
+        ("consent", f"{consent.get('subject', '?')}, {consent.get('status', '?')}"),
+        ("creators", ", ".join(creators) or "not stated"),
+        ("licence", f"{licence}: {', '.join(terms)}"),
+        ("signers", ", ".join(str(s) for s in detail.get("signers") or []) or "none"),
+    ]
 
 
 def _summary_line(item: dict[str, Any]) -> str:

@@ -96,7 +96,8 @@ def request(
         print_json({"id": answer["id"]})
         return
     typer.echo(safe_text(answer["id"]))
-    typer.echo(f"status: {safe_text(answer.get('status_url', ''))}", err=True)
+    page = f"{registry.rstrip('/')}/takedowns/{answer['id']}"  # the human status page, not the JSON
+    typer.echo(f"follow it at: {safe_text(page)}", err=True)
 
 
 @takedown_app.command("status")

@@ -8,7 +8,8 @@ realistic: several licences (CreativeML-OpenRAIL-M, CC-BY-4.0, proprietary), con
 creators, lineage (``derived_from``), trigger words and descriptions; one version is yanked.
 
 Seeding is idempotent: versions that exist are skipped, so restarting ``serve --demo`` changes nothing but
-the printed tokens (tokens are stored hashed, so each start issues new short-lived ones).
+the printed tokens (tokens are stored hashed, so each start issues new short-lived ones and revokes the
+previous start's: :mod:`lorareg.demo.upkeep`). Every version gets a generated preview labelled "SAMPLE".
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from lorareg.demo.samples import sample_adapter_bytes
+from lorareg.demo.upkeep import add_sample_previews, remember_tokens, revoke_previous_tokens
 from lorareg.errors import NotFoundError
 from lorareg.registry import Principal, Registry
 from lorareg.signing.keys import PrivateKey
@@ -264,13 +266,16 @@ def seed_demo(registry: Registry, data_dir: Path, *, now: datetime | None = None
     """Publish the demo catalogue into ``registry`` (skipping versions it has) and issue demo tokens."""
     key = _demo_key(data_dir)
     expires = (now or datetime.now(UTC)) + DEMO_TOKEN_LIFETIME
+    revoke_previous_tokens(registry, data_dir)
     publishers: dict[str, str] = {}
     principals: dict[str, Principal] = {}
+    issued_ids: list[str] = []
     for namespace in sorted({s.name.split("/")[0] for s in _SAMPLES}):
         registry.add_publisher(namespace, key.public_key.pem.decode("ascii"))
         issued = registry.create_token(role="publisher", namespace=namespace, expires=expires)
         publishers[namespace] = issued.secret
         principals[namespace] = registry.authenticate(issued.secret)
+        issued_ids.append(issued.token_id)
     published = 0
     for sample in _SAMPLES:
         if _exists(registry, sample.name, sample.version):
@@ -280,11 +285,15 @@ def seed_demo(registry: Registry, data_dir: Path, *, now: datetime | None = None
     name, version = _YANKED
     if registry.get_version(name, version).status == "active":
         registry.yank(name, version, principal=principals[name.split("/")[0]])
+    add_sample_previews(registry, [(s.name, s.version) for s in _SAMPLES], principals)
+    reviewer = registry.create_token(role="reviewer", expires=expires)
+    admin = registry.create_token(role="admin", expires=expires)
+    remember_tokens(data_dir, [*issued_ids, reviewer.token_id, admin.token_id])
     return DemoSeed(
         published=published,
         existing=len(_SAMPLES) - published,
-        reviewer_token=registry.create_token(role="reviewer", expires=expires).secret,
-        admin_token=registry.create_token(role="admin", expires=expires).secret,
+        reviewer_token=reviewer.secret,
+        admin_token=admin.secret,
         publisher_tokens=publishers,
         publisher_key_id=key.key_id,
     )

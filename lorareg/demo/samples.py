@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 SAMPLE_FAMILIES = ("sd1", "sdxl", "sd3", "flux1", "flux2")
+SAMPLE_NOTE = "random weights: a structurally valid sample made by lorareg, not a trained adapter"
 _HEADER_ALIGN = 8  # safetensors pads the JSON header to a multiple of 8 bytes
 _PATTERN_BYTES = 1 * 2**20  # block of fp16 values tiled through large tensors
 
@@ -66,8 +67,13 @@ _PEFT_MODULES: dict[str, list[tuple[str, int, int]]] = {
 }
 
 
-def sample_adapter_bytes(family: str, *, rank: int = 2, alpha: float = 1.0, seed: int = 0) -> bytes:
+def sample_adapter_bytes(
+    family: str, *, rank: int = 2, alpha: float = 1.0, seed: int = 0, note: str | None = None
+) -> bytes:
     """Return a complete ``.safetensors`` file of a small LoRA for ``family`` (one of ``SAMPLE_FAMILIES``).
+
+    ``note`` (e.g. :data:`SAMPLE_NOTE`) is written as the ``lorareg_sample_note`` metadata string; without
+    it the bytes are those the demo catalogue has always published.
 
     Raises:
         ValueError: unknown family or a rank below 1 (a programming error of the caller).
@@ -88,7 +94,8 @@ def sample_adapter_bytes(family: str, *, rank: int = 2, alpha: float = 1.0, seed
             tensors.append((f"{name}.lora_B.weight", (width_out, rank)))
     else:
         raise ValueError(f"unknown sample family {family!r}; expected one of {SAMPLE_FAMILIES}")
-    return _encode(tensors, scalars, seed=seed, metadata={"lorareg_sample": family})
+    metadata = {"lorareg_sample": family} | ({"lorareg_sample_note": note} if note else {})
+    return _encode(tensors, scalars, seed=seed, metadata=metadata)
 
 
 def write_large_adapter(path: Path, *, size_bytes: int, seed: int = 0) -> None:

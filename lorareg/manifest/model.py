@@ -164,11 +164,17 @@ class Creator:
 
 @dataclass(frozen=True, kw_only=True)
 class Derivation:
-    """A registry adapter this one was derived from (merged, fine-tuned, extracted)."""
+    """An adapter this one was derived from (merged, fine-tuned, extracted).
+
+    Without ``registry`` the parent is in the registry the version is published to, which checks that
+    it has ``name@version`` (and its ``sha256``); ``registry`` (a URL, or a name such as ``civitai``) marks
+    a parent published elsewhere, shown as external lineage rather than a link.
+    """
 
     name: str = field(metadata=spec(_name))
     version: str = field(metadata=spec(_version))
     sha256: str | None = field(default=None, metadata=spec(_SHA256))
+    registry: str | None = field(default=None, metadata=spec(text(max_chars=MAX_URL_CHARS)))
 
 
 @dataclass(frozen=True, kw_only=True)

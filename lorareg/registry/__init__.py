@@ -11,7 +11,7 @@ from __future__ import annotations
 from lorareg.registry import web_sessions
 from lorareg.registry.auth import Principal, parse_duration
 from lorareg.registry.previews import MAX_UPLOAD_BYTES as MAX_PREVIEW_UPLOAD_BYTES
-from lorareg.registry.previews import PreviewRecord, Previews
+from lorareg.registry.previews import PreviewRecord, Previews, clean_image
 from lorareg.registry.publishing import read_stored_facts
 from lorareg.registry.records import (
     DEFAULT_PAGE_LIMIT,
@@ -41,6 +41,7 @@ __all__ = [
     "Takedowns",
     "VersionRecord",
     "VersionSummary",
+    "clean_image",
     "current_schema_revision",
     "default_database_url",
     "open_registry",

@@ -244,3 +244,15 @@ def derived_by(session: Session, name: str, version: str, *, limit: int) -> list
         .limit(limit)
     )
     return [(str(n), str(v)) for n, v in session.execute(query).all()]
+
+
+def version_counts(session: Session, names: Sequence[str]) -> dict[str, int]:
+    """How many versions (of any status) each adapter in ``names`` has, in one query (catalogue cards)."""
+    if not names:
+        return {}
+    query = (
+        sa.select(col(Version.name), sa.func.count())
+        .where(col(Version.name).in_(list(names)))
+        .group_by(col(Version.name))
+    )
+    return {str(n): int(c) for n, c in session.execute(query).all()}

@@ -50,6 +50,7 @@ from lorareg.registry.auth import Principal
 from lorareg.registry.blobs import BlobStore, FilesystemStore, check_sha256, open_store
 from lorareg.registry.db import Blob, Database, open_database, utcnow
 from lorareg.registry.faults import MID_UPLOAD_BYTES, crash_point
+from lorareg.registry.lineage import check_lineage
 from lorareg.registry.records import (
     AdapterRecord,
     BlobRecord,
@@ -187,7 +188,8 @@ class Registry:
         Raises:
             ForbiddenError: wrong scope or namespace, or the bundle's key is not registered for the namespace.
             PayloadTooLargeError: bundle over ``MAX_BUNDLE_BYTES``.
-            UnprocessableError: blob not uploaded, name mismatch, facts that contradict the blob.
+            UnprocessableError: blob not uploaded, name mismatch, facts that contradict the blob, a
+                ``derived_from`` parent this registry lacks and that is not marked external.
             VerificationError: signature or digest checks failed (every reason listed).
             ConflictError: ``name@version`` exists already (versions are immutable).
             GoneError: the digest was revoked, or the weights are a near-duplicate of a revoked adapter.
@@ -219,6 +221,7 @@ class Registry:
         )
 
         def run(session: Session, now: datetime) -> VersionRecord:
+            check_lineage(session, accepted.manifest)
             record = versions.insert(session, draft, now=now)
             if fingerprint is not None:
                 self._store_fingerprint(session, record, fingerprint, similar, now=now)
@@ -256,6 +259,11 @@ class Registry:
         """Live versions that declare they derive from exactly ``name@version`` (lineage, newest first)."""
         with self.db.read() as session:
             return catalog.derived_by(session, name, version, limit=limit)
+
+    def version_counts(self, names: list[str]) -> dict[str, int]:
+        """Versions per adapter name (any status), for the catalogue's "N versions"; one query."""
+        with self.db.read() as session:
+            return catalog.version_counts(session, names)
 
     def get_blob(self, sha256: str) -> BlobRecord:
         """The blob row for a digest (the server checks :meth:`is_revoked` before streaming it).

@@ -53,7 +53,10 @@ def require_principal(request: Request, registry: Annotated[Registry, Depends(ge
     """The authenticated caller; 401 when no token or an unusable one was sent."""
     secret = bearer_token(request)
     if secret is None:
-        raise AuthError("this action needs a token: send 'Authorization: Bearer lrg_…'")
+        raise AuthError(
+            "this action needs a token: pass --token lrg_… or set LORAREG_TOKEN "
+            "(over HTTP: 'Authorization: Bearer lrg_…')"
+        )
     return registry.authenticate(secret)
 
 

@@ -2,8 +2,10 @@
 
 This is one of the two places where ``LoraregError`` is caught (the other is the CLI entry point). The
 status is the error's own ``http_status``; FastAPI's request-validation errors become 400 ``bad_input`` in
-the same shape, so clients parse exactly one error format. Anything else is a bug: it is logged with its
-traceback and answered 500 ``internal_error`` without details, so nothing internal leaks to a client.
+the same shape, so clients parse exactly one error format. A browser asking for a page path that does not
+exist (``Accept: text/html``, outside ``/api/``) gets the HTML error page instead, like the pages' own
+errors. Anything else is a bug: it is logged with its traceback and answered 500 ``internal_error``
+without details, so nothing internal leaks to a client.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lorareg.errors import LoraregError, RemoteError
@@ -50,9 +52,19 @@ async def _on_validation_error(request: Request, exc: RequestValidationError) ->
     return error_response(400, "bad_input", "invalid request: " + "; ".join(parts))
 
 
-async def _on_http_exception(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _on_http_exception(request: Request, exc: StarletteHTTPException) -> Response:
+    if _wants_html(request):  # a browser on a page path gets the error page, an API client JSON
+        from lorareg.server.web.routes import error_page
+
+        return error_page(request, exc.status_code, str(exc.detail))
     codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
     return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+
+
+def _wants_html(request: Request) -> bool:
+    """A page request from a browser: outside ``/api/`` and asking for HTML (API clients never do)."""
+    path = request.url.path
+    return not path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -116,7 +116,7 @@ def _index_lineage(_mapper: Any, connection: sa.Connection, target: Version) -> 
     parents = {
         (str(p["name"])[:200], str(p.get("version") or "")[:100])
         for p in target.manifest.get("derived_from") or []
-        if isinstance(p, dict) and p.get("name")
+        if isinstance(p, dict) and p.get("name") and not p.get("registry")  # external: not an edge here
     }
     if parents and target.id is not None:
         rows = [{"child_id": target.id, "parent_name": n, "parent_version": v} for n, v in sorted(parents)]

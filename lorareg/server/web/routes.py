@@ -1,6 +1,7 @@
 """The web UI: server-rendered jinja2 pages over the same service calls as the JSON API.
 
-Pages: the catalogue ``/``, adapter pages ``/adapters/ns/name[/VERSION]``, the takedown form (on every
+Pages: the catalogue ``/``, adapter pages ``/adapters/ns/name[/VERSION]``, "check an image" ``/check``
+(``image_check.py``), the takedown form (on every
 adapter page) and its status page ``/takedowns/{id}``, reviewer sign-in, the review queue ``/review`` and a
 decision page per request. Each page links its JSON twin under ``/api/v1``. ``create_app`` includes
 ``router`` and adds the ``MIDDLEWARE`` listed here.
@@ -31,7 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lorareg.errors import ForbiddenError, InputError, LoraregError, NotFoundError
+from lorareg.errors import ForbiddenError, InputError, LoraregError, NotFoundError, PayloadTooLargeError
 from lorareg.registry import (
     DECISIONS,
     GOOD_FAITH_STATEMENT,
@@ -44,7 +45,7 @@ from lorareg.registry import (
 )
 from lorareg.server.api import takedowns as takedown_api
 from lorareg.server.deps import RegistryDep, SettingsDep, bearer_token
-from lorareg.server.web import sessions
+from lorareg.server.web import image_check, sessions
 from lorareg.server.web import views as web_views
 from lorareg.server.web.sessions import ReviewerSession
 
@@ -56,6 +57,8 @@ CONTENT_SECURITY_POLICY = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 _UNSAFE_CSP_PATHS = ("/api/docs",)  # FastAPI's Swagger page loads its own inline script
+_FORM_OVERHEAD_BYTES = 64 * 2**10  # multipart boundaries, headers and the CSRF field around an upload
+_CHECK_FORM_FIELDS = 4  # the image-check form has the CSRF token and the file
 
 
 class _HtmlErrorRoute(APIRoute):
@@ -99,7 +102,8 @@ _env = jinja2.Environment(
 @pages.get("/")
 def catalogue(request: Request, registry: RegistryDep) -> Response:
     view = web_views.catalogue_view(registry, dict(request.query_params))
-    return render(request, registry, "catalogue.html", view, title="Catalogue")
+    status = 400 if view["error"] else 200  # a bad filter is the API's 400, shown on the page
+    return render(request, registry, "catalogue.html", view, title="Catalogue", status=status)
 
 
 @pages.get("/adapters/{namespace}/{adapter}")
@@ -131,6 +135,35 @@ def static_file(filename: str) -> Response:
     body = (TEMPLATE_DIR / "static" / filename).read_bytes()
     headers = {"Cache-Control": f"public, max-age={STATIC_MAX_AGE_S}"}
     return Response(body, media_type=STATIC_FILES[filename], headers=headers)
+
+
+# -- check an image -----------------------------------------------------------------------------------
+@pages.get("/check")
+def check_image_page(request: Request, registry: RegistryDep) -> Response:
+    context = {"result": None, "max_bytes": image_check.MAX_CHECK_BYTES}
+    return render(request, registry, "check_image.html", context, title="Check an image")
+
+
+@pages.post("/check")
+async def check_image(request: Request, registry: RegistryDep, settings: SettingsDep) -> Response:
+    """Read the dropped image's claims; nothing is stored (see ``image_check``)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > image_check.MAX_CHECK_BYTES + _FORM_OVERHEAD_BYTES:
+        raise PayloadTooLargeError(f"the image is over {image_check.MAX_CHECK_BYTES} bytes; refused unread")
+    await request.form(max_files=1, max_fields=_CHECK_FORM_FIELDS)  # parsed once, cached for the CSRF check
+    form = await _checked_form(request, registry, settings.public_url)
+    upload = form.get("image")
+    if upload is None or isinstance(upload, str):
+        raise InputError("choose an image file (PNG, JPEG or WebP) to check")
+    data = await upload.read(image_check.MAX_CHECK_BYTES + 1)
+    await upload.close()
+    result = await run_in_threadpool(image_check.check_image, registry, data)
+    context = {
+        "result": result,
+        "filename": upload.filename or "image",
+        "max_bytes": image_check.MAX_CHECK_BYTES,
+    }
+    return render(request, registry, "check_image.html", context, title="Check an image")
 
 
 # -- takedown requests --------------------------------------------------------------------------------
@@ -292,16 +325,32 @@ def _security_headers() -> Iterator[tuple[str, str]]:
 
 
 def _adapter_page(request: Request, registry: Registry, record: VersionRecord) -> Response:
-    view = web_views.adapter_view(registry, record)
+    settings = request.app.state.settings
+    own_url = (settings.public_url or str(request.base_url)).rstrip("/")
+    view = web_views.adapter_view(registry, record, registry_url=own_url)
     view |= {"reasons": list(REASONS.items()), "good_faith_statement": GOOD_FAITH_STATEMENT}
     return render(request, registry, "adapter.html", view, title=f"{record.name}@{record.version}")
 
 
 def _error_page(request: Request, status: int, message: str) -> HTMLResponse:
     registry: Registry = request.app.state.registry
-    return render(
-        request, registry, "error.html", {"status": status, "message": message}, title="Error", status=status
-    )
+    context = {"status": status, "message": message, "phrase": _phrase(status)}
+    return render(request, registry, "error.html", context, title=_phrase(status), status=status)
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    """The HTML error page, for the app's handler answering a browser outside the page routes (404s)."""
+    return _error_page(request, status, message)
+
+
+def _phrase(status: int) -> str:
+    """``Not found``, ``Bad request``…: the page's title says what happened, in words."""
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase.capitalize()
+    except ValueError:
+        return "Error"
 
 
 def _require_reviewer(registry: Registry, request: Request) -> ReviewerSession:

@@ -43,6 +43,7 @@ FAMILY_LABELS = {
 }
 CONSENT_SUBJECTS = ("style", "likeness", "character", "product", "concept")
 CONSENT_STATUSES = ("obtained", "not-required", "public-domain", "unknown")
+UNCLEARED_CONSENT = ("unknown", "pending")  # rights not cleared: no green "commercial ok" on the card
 HASH_LABELS = {
     "sha256": "SHA-256",
     "autov2": "AutoV2",
@@ -93,14 +94,26 @@ def search_query(params: Mapping[str, str]) -> SearchQuery:
 
 
 def catalogue_view(registry: Registry, params: Mapping[str, str]) -> dict[str, Any]:
-    """Cards, filters, the next-page link and the JSON twin's URL for the catalogue page."""
-    query = search_query(params)
-    page = registry.search(query)
-    previews = Previews(registry).first_of([(v.name, v.version) for v in page.items])
+    """Cards, filters, the next-page link and the JSON twin's URL for the catalogue page.
+
+    One card per adapter (the first, i.e. newest, matching version of each, with its version count). A
+    filter value outside its vocabulary is the same typo the API answers 400 for: it is shown as an error
+    (``error``) with no results, never silently dropped.
+    """
     kept = {k: params[k] for k in (*FILTER_NAMES, "sort") if params.get(k)}
-    next_url = "/?" + urlencode({**kept, "cursor": page.next_cursor}) if page.next_cursor else None
+    error = filter_error(params)
+    query = search_query(params)
+    page = registry.search(query) if error is None else None
+    items = _first_per_adapter(page.items) if page else []
+    page_cursor = page.next_cursor if page else None
+    previews = Previews(registry).first_of([(v.name, v.version) for v in items])
+    counts = registry.version_counts([v.name for v in items])
+    next_url = "/?" + urlencode({**kept, "cursor": page_cursor}) if page_cursor else None
     return {
-        "cards": [_card(item, previews.get((item.name, item.version))) for item in page.items],
+        "cards": [_card(item, previews.get((item.name, item.version)), counts) for item in items],
+        "count": len(items),
+        "more": next_url is not None,
+        "error": error,
         "filters": {k: params.get(k, "") for k in (*FILTER_NAMES, "sort")},
         "families": list(FAMILY_LABELS.items()),
         "consent_subjects": CONSENT_SUBJECTS,
@@ -112,8 +125,24 @@ def catalogue_view(registry: Registry, params: Mapping[str, str]) -> dict[str, A
     }
 
 
-def adapter_view(registry: Registry, record: VersionRecord) -> dict[str, Any]:
-    """Everything the adapter page shows about one version."""
+def filter_error(params: Mapping[str, str]) -> str | None:
+    """The first catalogue filter whose value is not one of its choices (as the API's 400 says it)."""
+    choices = {
+        "family": tuple(FAMILY_LABELS),
+        "consent_subject": CONSENT_SUBJECTS,
+        "consent_status": CONSENT_STATUSES,
+        "commercial_use": ("true", "false"),
+        "sort": ("newest", "name"),
+    }
+    for name, allowed in choices.items():
+        value = params.get(name, "").strip()
+        if value and value not in allowed:
+            return f"{name} {value[:80]!r} is not one of: {', '.join(allowed)}"
+    return None
+
+
+def adapter_view(registry: Registry, record: VersionRecord, *, registry_url: str) -> dict[str, Any]:
+    """Everything the adapter page shows about one version (``registry_url``: this server's own URL)."""
     m = record.manifest
     adapter = registry.get_adapter(record.name)
     return {
@@ -132,9 +161,13 @@ def adapter_view(registry: Registry, record: VersionRecord) -> dict[str, Any]:
         "derived_by": derived_by(registry, record.name, record.version),
         "similar": similar_adapters(registry, record.name, record.version),
         "file_metadata": file_metadata(registry, record),
-        "previews": Previews(registry).for_version(record.name, record.version),
+        # a revoked version's previews are withdrawn with it (served 451): none shown, no broken images
+        "previews": []
+        if record.status == "revoked"
+        else Previews(registry).for_version(record.name, record.version),
         "pull_command": f"lorareg pull {record.name}@{record.version} --verify",
-        "python_lines": _python_lines(record),
+        "python_lines": _python_lines(record, registry_url),
+        "revoked_on": record.revoked_at.strftime("%Y-%m-%d %H:%M UTC") if record.revoked_at else None,
         "json_url": f"/api/v1/adapters/{record.name}/versions/{quote(record.version)}",
         "signature_url": f"/api/v1/adapters/{record.name}/versions/{quote(record.version)}/signature",
     }
@@ -191,11 +224,11 @@ def signature_status(registry: Registry, record: VersionRecord) -> SignatureStat
     )
 
 
-def manifest_facts(m: Mapping[str, Any], *, size: int) -> list[tuple[str, str]]:
+def manifest_facts(m: Mapping[str, Any], *, size: int) -> list[tuple[str, str | tuple[str, ...]]]:
     """The manifest read aloud: base model, adapter structure, size, dates."""
     base, adapter = m.get("base_model") or {}, m.get("adapter") or {}
     targets = adapter.get("targets") or []
-    rows = [
+    rows: list[tuple[str, str | tuple[str, ...]]] = [
         (
             "Base model",
             f"{FAMILY_LABELS.get(base.get('family', ''), base.get('family', '?'))}"
@@ -203,7 +236,7 @@ def manifest_facts(m: Mapping[str, Any], *, size: int) -> list[tuple[str, str]]:
         ),
         ("Adapter", f"{adapter.get('type', '?')} in {adapter.get('format', '?')} format"),
         ("Rank / alpha", f"{adapter.get('rank', '—')} / {adapter.get('alpha', '—')}"),
-        ("Targets", f"{len(targets)} modules" + (f", e.g. {targets[0]}" if targets else "")),
+        ("Targets", _breakable(f"{len(targets)} modules" + (f", e.g. {targets[0]}" if targets else ""))),
         ("File size", _size(size)),
         ("Created", str(m.get("created") or "not stated")),
     ]
@@ -229,9 +262,18 @@ def licence_words(m: Mapping[str, Any]) -> dict[str, Any]:
                 lic.get("commercial_use"), "Commercial use allowed", "No commercial use", "Commercial use"
             ),
             answer(lic.get("derivatives"), "Derivatives allowed", "No derivatives", "Derivatives"),
-            answer(lic.get("attribution_required"), "Credit required", "No credit required", "Credit"),
+            _credit_answer(lic.get("attribution_required")),
         ],
     }
+
+
+def _credit_answer(value: object) -> tuple[str, str]:
+    """ "No credit required" is a freedom, not a restriction: shown neutral, never in the warning red."""
+    if value is True:
+        return "note", "Credit required"
+    if value is False:
+        return "free", "No credit required"
+    return "unknown", "Credit: not stated"
 
 
 def credit_line(m: Mapping[str, Any]) -> str:
@@ -277,14 +319,37 @@ class _CountersignedPolicy:
         return []
 
 
-def _card(item: VersionSummary, preview: PreviewRecord | None) -> dict[str, Any]:
+def _first_per_adapter(items: tuple[VersionSummary, ...]) -> list[VersionSummary]:
+    seen: set[str] = set()
+    out = []
+    for item in items:
+        if item.name not in seen:
+            seen.add(item.name)
+            out.append(item)
+    return out
+
+
+def _rights_badge(item: VersionSummary) -> tuple[str, str] | None:
+    """``(css class, words)``: "commercial ok" only when the licence allows it and consent is cleared."""
+    if item.consent_status in UNCLEARED_CONSENT or item.consent_status is None:
+        return "warn", f"rights unclear (consent {item.consent_status or 'not stated'})"
+    if item.commercial_use is True:
+        return "ok", "commercial ok"
+    if item.commercial_use is False:
+        return "neutral", "non-commercial"
+    return None
+
+
+def _card(item: VersionSummary, preview: PreviewRecord | None, counts: Mapping[str, int]) -> dict[str, Any]:
     return {
         "name": item.name,
         "version": item.version,
+        "version_count": counts.get(item.name, 1),
         "url": adapter_url(item.name, item.version),
         "family": FAMILY_LABELS.get(item.family, item.family),
         "license": item.license_id or "no licence",
-        "commercial_use": item.commercial_use,
+        "rights": _rights_badge(item),
+        "consent": f"{item.consent_subject or 'subject not stated'} · {item.consent_status or 'not stated'}",
         "trigger_words": list(item.trigger_words[:6]),
         "description": _shorten(item.description, 160),
         "creators": ", ".join(item.creators[:3]),
@@ -325,19 +390,29 @@ def _consent(m: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def _parents(m: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Lineage rows: a link for a parent in this registry, the other registry's name for an external one."""
     out = []
     for p in m.get("derived_from") or []:
         name, version = str(p.get("name", "")), str(p.get("version") or "")
-        url = adapter_url(name, version or None) if name.count("/") == 1 else ""
-        out.append({"label": f"{name}@{version}" if version else name, "url": url})
+        external = str(p.get("registry") or "")
+        url = adapter_url(name, version or None) if name.count("/") == 1 and not external else ""
+        out.append({"label": f"{name}@{version}" if version else name, "url": url, "external": external})
     return out
 
 
-def _python_lines(record: VersionRecord) -> str:
+def _python_lines(record: VersionRecord, registry_url: str) -> str:
+    ref = f"{record.name}@{record.version}"
     return (
         "from lorareg import load_verified_lora\n"
-        f'load_verified_lora(pipe, "{record.name}@{record.version}", weight=0.8, registry=REGISTRY_URL)'
+        f'load_verified_lora(pipe, "{ref}", weight=0.8, registry="{registry_url}")'
     )
+
+
+def _breakable(text: str) -> tuple[str, ...]:
+    """Text split after each dot: the template puts a line-break opportunity (``<wbr>``) between parts, so a
+    module path wraps between its names (``unet.down_blocks.0.``), never inside an identifier."""
+    parts = text.split(".")
+    return tuple(p + "." for p in parts[:-1]) + (parts[-1],)
 
 
 def _size(n: int) -> str:
