@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lorareg import __version__
+from lorareg.errors import InputError
 from lorareg.registry import Registry
 from lorareg.server.api import adapters as adapters_api
 from lorareg.server.api import takedowns as takedowns_api
@@ -39,6 +40,11 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
     )
     app.state.settings = settings
     app.state.registry = registry if registry is not None else open_registry_for(settings)
+    if settings.blob_offload != "none" and app.state.registry.blob_file("0" * 64) is None:
+        raise InputError(
+            f"LORAREG_BLOB_OFFLOAD={settings.blob_offload} needs the filesystem blob store; "
+            "an S3 store serves its own bytes"
+        )
     install_error_handlers(app)
     app.include_router(adapters_api.router)
     app.include_router(takedowns_api.router)

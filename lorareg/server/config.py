@@ -19,6 +19,9 @@ DEFAULT_MAX_UPLOAD_BYTES = 2 * 2**30  # 2 GiB: a large FLUX LoRA is ~1.3 GiB
 DEFAULT_MAX_BUNDLE_BYTES = 1 * 2**20  # 1 MiB: a signed bundle is a few KiB
 DEFAULT_CHUNK_BYTES = 1 * 2**20  # 1 MiB per read/write when streaming blobs
 DEFAULT_GC_GRACE_S = 24 * 3600  # start-up garbage collection spares leftovers younger than a day
+# Who streams blob bytes: lorareg itself, or the front proxy after lorareg authorised the request.
+BLOB_OFFLOAD_MODES = ("none", "x-accel", "x-sendfile")
+DEFAULT_X_ACCEL_PREFIX = "/_lorareg_blobs/"  # nginx's internal location that aliases DATA/blobs/
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,8 @@ class Settings:
     gc_grace_s: int = DEFAULT_GC_GRACE_S  # age (s) of upload leftovers that start-up collection removes
     registry_key_file: Path | None = None  # default: HOME/registry.key; a mounted secret keeps it off disk
     registry_key_password: str | None = field(default=None, repr=False)  # decrypts an encrypted key file
+    blob_offload: str = "none"  # one of BLOB_OFFLOAD_MODES (docs/deployment.md)
+    x_accel_prefix: str = DEFAULT_X_ACCEL_PREFIX
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with the given non-``None`` fields replaced (explicit CLI flags win)."""
@@ -66,7 +71,23 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         if source.get("LORAREG_REGISTRY_KEY_FILE")
         else None,
         registry_key_password=source.get("LORAREG_REGISTRY_KEY_PASSWORD") or None,
+        blob_offload=_choice(source, "LORAREG_BLOB_OFFLOAD", BLOB_OFFLOAD_MODES),
+        x_accel_prefix=_location(source, "LORAREG_X_ACCEL_PREFIX", DEFAULT_X_ACCEL_PREFIX),
     )
+
+
+def _choice(source: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = source.get(name) or choices[0]
+    if raw not in choices:
+        raise InputError(f"{name} must be one of {', '.join(choices)}; got {raw[:40]!r}")
+    return raw
+
+
+def _location(source: Mapping[str, str], name: str, default: str) -> str:
+    raw = source.get(name) or default
+    if not raw.startswith("/") or not raw.endswith("/") or any(c in raw for c in "?#% \t\r\n"):
+        raise InputError(f"{name} must be a URL path that starts and ends with '/'; got {raw[:60]!r}")
+    return raw
 
 
 def _seconds(source: Mapping[str, str], name: str, default: int) -> int:

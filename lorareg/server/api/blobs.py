@@ -4,6 +4,9 @@ Uploads never sit in memory: the body is read chunk by chunk (``streaming.capped
 :meth:`Registry.upload_blob` in a worker thread, which hashes, writes a pending blob and commits it only
 when the SHA-256 matches the URL. Downloads are content-addressed and immutable, so the ``ETag`` is the
 digest itself and caches may keep them forever; a revoked digest is answered 451 with the public reason.
+With ``LORAREG_BLOB_OFFLOAD=x-accel`` (nginx) or ``x-sendfile`` (Apache, lighttpd) lorareg still decides
+every request — 404, 451, 304 — and then hands the byte stream to the front proxy, which serves the file with
+sendfile and applies ``Range`` itself (``docs/deployment.md`` has the nginx configuration).
 This module does not decide anything about digests, revocation or auth beyond calling the service.
 """
 
@@ -14,8 +17,9 @@ from collections.abc import Iterator
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from lorareg.errors import GoneError
+from lorareg.errors import GoneError, StorageError
 from lorareg.registry import BlobRecord, Registry
+from lorareg.server.config import Settings
 from lorareg.server.deps import PrincipalDep, RegistryDep, SettingsDep
 from lorareg.server.errors import error_response
 from lorareg.server.streaming import ByteRange, RangeNotSatisfiable, capped_body, parse_range, run_with_body
@@ -66,6 +70,8 @@ def get_blob(digest: str, request: Request, registry: RegistryDep, settings: Set
     headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": _IMMUTABLE}
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
+    if settings.blob_offload != "none":
+        return _offloaded(registry, blob, settings=settings, headers=headers)
     try:
         wanted = _wanted_range(request, etag=etag, size=blob.size)
     except RangeNotSatisfiable:
@@ -86,6 +92,21 @@ def get_blob(digest: str, request: Request, registry: RegistryDep, settings: Set
         headers=headers,
         media_type="application/octet-stream",
     )
+
+
+def _offloaded(
+    registry: Registry, blob: BlobRecord, *, settings: Settings, headers: dict[str, str]
+) -> Response:
+    """An empty answer that tells the front proxy which file to stream (it adds ``Range`` handling)."""
+    located = registry.blob_file(blob.sha256)
+    if located is None:
+        raise StorageError("blob offload needs the filesystem blob store; S3 stores serve their own bytes")
+    root, path = located
+    if settings.blob_offload == "x-accel":
+        headers["X-Accel-Redirect"] = settings.x_accel_prefix + path.relative_to(root).as_posix()
+    else:
+        headers["X-Sendfile"] = str(path)
+    return Response(status_code=200, headers=headers, media_type="application/octet-stream")
 
 
 def _wanted_range(request: Request, *, etag: str, size: int) -> ByteRange | None:
