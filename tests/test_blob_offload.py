@@ -105,6 +105,58 @@ def test_x_sendfile_names_the_blob_file(live_server_factory) -> None:
     assert answer.headers["x-sendfile"] == str(server.data_dir / "blobs" / "sha256" / sha256[:2] / sha256)
 
 
+@pytest.fixture
+def redirecting(live_server_factory, s3_bucket) -> tuple[LiveServer, bytes, str]:
+    server = live_server_factory(
+        storage=s3_bucket.url("blobs-here"), s3_endpoint=s3_bucket.endpoint_url, blob_offload="s3-redirect"
+    )
+    token = server.add_publisher("acme")
+    path, bundle = server.adapter("acme/ink", "1.0.0", family="sd1")
+    with server.client(token) as client:
+        client.publish(path, bundle)
+    data = path.read_bytes()
+    return server, data, hashlib.sha256(data).hexdigest()
+
+
+def test_s3_redirect_sends_the_client_to_a_presigned_store_url(redirecting) -> None:
+    server, data, sha256 = redirecting
+    answer = httpx.get(f"{server.url}/api/v1/blobs/sha256/{sha256}")
+    assert answer.status_code == 307 and answer.headers["cache-control"] == "no-store"
+    location = answer.headers["location"]
+    assert location.startswith(redirecting[0].registry.store.client.meta.endpoint_url)
+    assert "Signature=" in location or "X-Amz-Signature=" in location
+    fetched = httpx.get(location, headers={"Range": "bytes=0-99"})
+    assert fetched.status_code == 206 and fetched.content == data[:100]
+
+
+def test_s3_redirect_keeps_decisions_on_the_app_server(redirecting) -> None:
+    server, data, sha256 = redirecting
+    head = httpx.head(f"{server.url}/api/v1/blobs/sha256/{sha256}")
+    assert head.status_code == 200 and int(head.headers["content-length"]) == len(data)
+    reviewer = server.registry.authenticate(server.token("reviewer"))
+    server.registry.revoke(sha256, reason="upheld takedown", principal=reviewer)
+    assert httpx.get(f"{server.url}/api/v1/blobs/sha256/{sha256}").status_code == 451
+
+
+def test_verified_pull_follows_the_redirect_and_verifies_every_byte(redirecting, tmp_path) -> None:
+    server, data, _ = redirecting
+    trust, policy = server.trust()
+    with server.client(cache_dir=tmp_path / "cache") as client:
+        assert client.pull("acme/ink@1.0.0", trust=trust, policy=policy).read_bytes() == data
+
+
+def test_redirects_keep_credentials_on_their_origin() -> None:
+    from lorareg.client.download_http import TransferInterruptedError, redirect_target
+
+    headers = {"Authorization": "Bearer lrg_x", "Range": "bytes=5-"}
+    same, kept = redirect_target("http://reg.example/api/v1/blobs/x", "/other", headers)
+    assert same == "http://reg.example/other" and kept == headers
+    away, sent = redirect_target("http://reg.example/a", "https://bucket.example/k?sig=1", headers)
+    assert away == "https://bucket.example/k?sig=1" and sent == {"Range": "bytes=5-"}
+    with pytest.raises(TransferInterruptedError, match="non-http"):
+        redirect_target("http://reg.example/a", "file:///etc/passwd", headers)
+
+
 def test_offload_with_an_s3_store_is_refused_at_start(tmp_path, s3_bucket) -> None:
     settings = Settings(
         home=tmp_path, storage=s3_bucket.url(), s3_endpoint=s3_bucket.endpoint_url, blob_offload="x-accel"
@@ -112,3 +164,6 @@ def test_offload_with_an_s3_store_is_refused_at_start(tmp_path, s3_bucket) -> No
     registry = open_registry(tmp_path, storage=settings.storage, s3_endpoint=settings.s3_endpoint)
     with pytest.raises(InputError, match="filesystem blob store"):
         create_app(settings, registry=registry)
+    local = open_registry(tmp_path / "local")
+    with pytest.raises(InputError, match="needs S3 storage"):
+        create_app(Settings(home=tmp_path / "local", blob_offload="s3-redirect"), registry=local)

@@ -265,6 +265,11 @@ class Registry:
             return None
         return self.store.root / "blobs", self.store.path_of(sha256)
 
+    def blob_redirect(self, sha256: str, *, expires_s: int) -> str | None:
+        """A presigned store URL for a stored blob when the store is S3, else None (the caller authorised)."""
+        presign = getattr(self.store, "presigned_url", None)
+        return presign(sha256, expires_s=expires_s) if presign is not None else None
+
     def is_revoked(self, sha256: str) -> str | None:
         """The public revocation reason if the digest was revoked, else None (the server answers 451)."""
         with self.db.read() as session:

@@ -20,7 +20,8 @@ DEFAULT_MAX_BUNDLE_BYTES = 1 * 2**20  # 1 MiB: a signed bundle is a few KiB
 DEFAULT_CHUNK_BYTES = 1 * 2**20  # 1 MiB per read/write when streaming blobs
 DEFAULT_GC_GRACE_S = 24 * 3600  # start-up garbage collection spares leftovers younger than a day
 # Who streams blob bytes: lorareg itself, or the front proxy after lorareg authorised the request.
-BLOB_OFFLOAD_MODES = ("none", "x-accel", "x-sendfile")
+BLOB_OFFLOAD_MODES = ("none", "x-accel", "x-sendfile", "s3-redirect")
+PRESIGNED_URL_TTL_S = 300  # an S3 redirect is good for 5 minutes; a resumed pull asks again
 DEFAULT_X_ACCEL_PREFIX = "/_lorareg_blobs/"  # nginx's internal location that aliases DATA/blobs/
 
 

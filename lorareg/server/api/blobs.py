@@ -6,7 +6,8 @@ when the SHA-256 matches the URL. Downloads are content-addressed and immutable,
 digest itself and caches may keep them forever; a revoked digest is answered 451 with the public reason.
 With ``LORAREG_BLOB_OFFLOAD=x-accel`` (nginx) or ``x-sendfile`` (Apache, lighttpd) lorareg still decides
 every request — 404, 451, 304 — and then hands the byte stream to the front proxy, which serves the file with
-sendfile and applies ``Range`` itself (``docs/deployment.md`` has the nginx configuration).
+sendfile and applies ``Range`` itself (``docs/deployment.md`` has the nginx configuration). With
+``s3-redirect`` a GET is answered 307 to a short-lived presigned URL of the S3 store.
 This module does not decide anything about digests, revocation or auth beyond calling the service.
 """
 
@@ -19,7 +20,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from lorareg.errors import GoneError, StorageError
 from lorareg.registry import BlobRecord, Registry
-from lorareg.server.config import Settings
+from lorareg.server.config import PRESIGNED_URL_TTL_S, Settings
 from lorareg.server.deps import PrincipalDep, RegistryDep, SettingsDep
 from lorareg.server.errors import error_response
 from lorareg.server.streaming import ByteRange, RangeNotSatisfiable, capped_body, parse_range, run_with_body
@@ -70,7 +71,9 @@ def get_blob(digest: str, request: Request, registry: RegistryDep, settings: Set
     headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": _IMMUTABLE}
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
-    if settings.blob_offload != "none":
+    if settings.blob_offload == "s3-redirect" and request.method == "GET":
+        return _redirected(registry, blob)
+    if settings.blob_offload in ("x-accel", "x-sendfile"):
         return _offloaded(registry, blob, settings=settings, headers=headers)
     try:
         wanted = _wanted_range(request, etag=etag, size=blob.size)
@@ -107,6 +110,14 @@ def _offloaded(
     else:
         headers["X-Sendfile"] = str(path)
     return Response(status_code=200, headers=headers, media_type="application/octet-stream")
+
+
+def _redirected(registry: Registry, blob: BlobRecord) -> Response:
+    """307 to a presigned store URL: the bytes leave the app server's data path (the client verifies them)."""
+    url = registry.blob_redirect(blob.sha256, expires_s=PRESIGNED_URL_TTL_S)
+    if url is None:
+        raise StorageError("LORAREG_BLOB_OFFLOAD=s3-redirect needs the S3 blob store")
+    return Response(status_code=307, headers={"Location": url, "Cache-Control": "no-store"})
 
 
 def _wanted_range(request: Request, *, etag: str, size: int) -> ByteRange | None:
