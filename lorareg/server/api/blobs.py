@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from lorareg.errors import GoneError, StorageError
 from lorareg.registry import BlobRecord, Registry
+from lorareg.server.blob_stream import file_chunks
 from lorareg.server.config import PRESIGNED_URL_TTL_S, Settings
 from lorareg.server.deps import PrincipalDep, RegistryDep, SettingsDep
 from lorareg.server.errors import error_response
@@ -89,8 +90,14 @@ def get_blob(digest: str, request: Request, registry: RegistryDep, settings: Set
         headers["Content-Range"] = wanted.content_range(blob.size)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type="application/octet-stream")
+    located = registry.blob_file(blob.sha256)
+    body = (
+        file_chunks(located[1], span.start, span.end, chunk_bytes=settings.chunk_bytes)
+        if located is not None
+        else _chunks(registry, blob.sha256, span)
+    )
     return StreamingResponse(
-        _chunks(registry, blob.sha256, span),
+        body,
         status_code=status,
         headers=headers,
         media_type="application/octet-stream",
