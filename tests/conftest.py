@@ -18,4 +18,5 @@ pytest_plugins = [
     "tests.fixtures.registry",
     "tests.fixtures.deployments",
     "tests.fixtures.web",
+    "tests.fixtures.nginx",
 ]

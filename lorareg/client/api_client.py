@@ -22,7 +22,6 @@ only orchestrates.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -321,7 +320,8 @@ class Client:
     ) -> Path:
         """Download ``ref`` into the cache, verified, and return the file's path.
 
-        With ``out_dir`` the verified file is also copied there under ``<adapter>-<version>.safetensors``.
+        With ``out_dir`` the verified file is also placed there (reflink, hard link, else copy) under
+        ``<adapter>-<version>.safetensors``.
         ``trust``/``policy`` default to the trust file (``~/.config/lorareg/trust.toml``) and its policy.
         ``verify=False`` needs ``out_dir``: the file (and its signature file, ``….safetensors.sig``, for a
         later ``lorareg verify``) is written there only, never into the cache, which holds nothing that
@@ -654,10 +654,11 @@ def _out_path(detail: Mapping[str, Any], out_dir: Path) -> Path:
 
 
 def _copy_out(path: Path, detail: Mapping[str, Any], out_dir: Path) -> Path:
+    """The verified cache file placed in ``out_dir`` by reflink, hard link or copy (one write at most)."""
+    from lorareg.client.placing import place
+
     target = _out_path(detail, out_dir)
-    temp = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(path, temp)
-    temp.replace(target)
+    place(path, target)
     return target
 
 

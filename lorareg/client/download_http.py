@@ -12,8 +12,11 @@ loopback the client's CPU is what separates a pull from ``curl``, so the blob GE
   the same CA bundle and ``SSL_CERT_FILE``), used when :func:`direct_allowed` says no proxy applies;
 - :class:`HttpxBody`: any httpx response, for injected transports (tests) and proxied set-ups.
 
-Both raise :class:`TransferInterruptedError` when the connection fails or drops mid-body, so the downloader
-can resume with ``Range``. This module moves bytes; it neither hashes nor judges them.
+Both follow redirects (a registry may answer a blob GET with 307 to a presigned object-store URL), at most
+``MAX_REDIRECTS``, to http(s) only, dropping ``Authorization`` when the origin changes; the bytes are verified
+as always, wherever they came from. Both raise :class:`TransferInterruptedError` when the connection fails or
+drops mid-body, so the downloader can resume with ``Range``. This module moves bytes; it neither hashes nor
+judges them.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from urllib.parse import urlsplit
 import httpx
 
 MAX_ERROR_BODY_BYTES = 64 * 2**10  # of an error answer, read for its message
+MAX_REDIRECTS = 5
+_REDIRECTS = (301, 302, 303, 307, 308)
 _DIRECT_SCHEMES = ("http", "https")
 
 
@@ -87,24 +92,50 @@ def open_direct(
     Raises:
         TransferInterruptedError: the connection could not be made or failed before the headers arrived.
     """
-    parts = urlsplit(url)
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
-    connection = _connection(parts.scheme, parts.hostname or "", parts.port, timeout=timeout)
-    watchdog = None
-    try:
+    sent = dict(headers)
+    for _hop in range(MAX_REDIRECTS + 1):
+        parts = urlsplit(url)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        connection = _connection(parts.scheme, parts.hostname or "", parts.port, timeout=timeout)
+        watchdog = None
         try:
-            connection.request("GET", target or "/", headers=dict(headers))
-            # The socket now, while the connection holds it: an answer that closes the connection takes
-            # it over, and ``connection.sock`` becomes None.
-            watchdog = _watchdog(connection.sock, give_up_at)
-            response = connection.getresponse()
-        except (OSError, http.client.HTTPException) as e:
-            raise TransferInterruptedError(f"GET {url}: {type(e).__name__}: {e}") from e
-        yield _DirectBody(response)
-    finally:
-        if watchdog is not None:
-            watchdog.cancel()
-        connection.close()
+            try:
+                connection.request("GET", target or "/", headers=sent)
+                # The socket now, while the connection holds it: an answer that closes the connection
+                # takes it over, and ``connection.sock`` becomes None.
+                watchdog = _watchdog(connection.sock, give_up_at)
+                response = connection.getresponse()
+            except (OSError, http.client.HTTPException) as e:
+                raise TransferInterruptedError(f"GET {url}: {type(e).__name__}: {e}") from e
+            location = response.getheader("location") if response.status in _REDIRECTS else None
+            if location is None:
+                yield _DirectBody(response)
+                return
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+            connection.close()
+        url, sent = redirect_target(url, location, sent)
+    raise TransferInterruptedError(f"GET {url}: more than {MAX_REDIRECTS} redirects")
+
+
+def redirect_target(url: str, location: str, headers: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+    """The next URL of a redirect and the headers to send there (credentials only to the same origin).
+
+    Raises:
+        TransferInterruptedError: the redirect leaves http(s).
+    """
+    from urllib.parse import urljoin
+
+    following = urljoin(url, location)
+    if urlsplit(following).scheme not in _DIRECT_SCHEMES:
+        raise TransferInterruptedError(f"GET {url}: redirect to a non-http(s) URL refused")
+    same_origin = urlsplit(following)[:2] == urlsplit(url)[:2]
+    kept = {k: v for k, v in headers.items() if same_origin or k.lower() not in _CREDENTIALS}
+    return following, kept
+
+
+_CREDENTIALS = {"authorization", "cookie", "proxy-authorization"}
 
 
 def _watchdog(sock: socket.socket | None, give_up_at: float | None) -> threading.Timer | None:
@@ -130,7 +161,8 @@ def open_httpx(client: httpx.Client, url: str, headers: Mapping[str, str]) -> It
         TransferInterruptedError: the request failed before the headers arrived.
     """
     try:
-        with client.stream("GET", url, headers=dict(headers)) as response:
+        # httpx follows at most max_redirects and drops Authorization when the origin changes
+        with client.stream("GET", url, headers=dict(headers), follow_redirects=True) as response:
             yield HttpxBody(response)
     except httpx.TransportError as e:
         raise TransferInterruptedError(f"GET {url}: {type(e).__name__}: {e}") from e

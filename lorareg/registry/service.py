@@ -279,6 +279,21 @@ class Registry:
                 raise NotFoundError(f"blob sha256:{sha256} is not stored")
             return catalog.blob_record(row)
 
+    def blob_file(self, sha256: str) -> tuple[Path, Path] | None:
+        """``(blob root, file)`` of a stored blob when the store is a local directory, else None.
+
+        A front proxy that streams files itself (nginx ``X-Accel-Redirect``, ``X-Sendfile``) needs the path;
+        an S3 store has none. The caller has already authorised the request (revocation checked).
+        """
+        if not isinstance(self.store, FilesystemStore):
+            return None
+        return self.store.root / "blobs", self.store.path_of(sha256)
+
+    def blob_redirect(self, sha256: str, *, expires_s: int) -> str | None:
+        """A presigned store URL for a stored blob when the store is S3, else None (the caller authorised)."""
+        presign = getattr(self.store, "presigned_url", None)
+        return presign(sha256, expires_s=expires_s) if presign is not None else None
+
     def is_revoked(self, sha256: str) -> str | None:
         """The public revocation reason if the digest was revoked, else None (the server answers 451)."""
         with self.db.read() as session:

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lorareg import __version__
+from lorareg.errors import InputError
 from lorareg.registry import Registry
 from lorareg.server.api import adapters as adapters_api
 from lorareg.server.api import similar as similar_api
@@ -40,6 +41,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
     )
     app.state.settings = settings
     app.state.registry = registry if registry is not None else open_registry_for(settings)
+    _check_offload(settings, app.state.registry)
     install_error_handlers(app)
     app.include_router(adapters_api.router)
     app.include_router(takedowns_api.router)
@@ -49,6 +51,18 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
         app.add_middleware(middleware)
     app.add_middleware(AccessLogMiddleware)
     return app
+
+
+def _check_offload(settings: Settings, registry: Registry) -> None:
+    """Refuse at start a blob offload mode that the configured store cannot serve (one line saying why)."""
+    local = registry.blob_file("0" * 64) is not None
+    if settings.blob_offload in ("x-accel", "x-sendfile") and not local:
+        raise InputError(
+            f"LORAREG_BLOB_OFFLOAD={settings.blob_offload} needs the filesystem blob store; "
+            "with S3 storage use s3-redirect"
+        )
+    if settings.blob_offload == "s3-redirect" and local:
+        raise InputError("LORAREG_BLOB_OFFLOAD=s3-redirect needs S3 storage (LORAREG_STORAGE=s3://…)")
 
 
 def open_registry_for(settings: Settings) -> Registry:

@@ -20,6 +20,10 @@ DEFAULT_MAX_BUNDLE_BYTES = 1 * 2**20  # 1 MiB: a signed bundle is a few KiB
 DEFAULT_CHUNK_BYTES = 1 * 2**20  # 1 MiB per read/write when streaming blobs
 DEFAULT_GC_GRACE_S = 24 * 3600  # start-up garbage collection spares leftovers younger than a day
 DEFAULT_NEAR_DUPLICATE_THRESHOLD = 0.9  # weight similarity at which a copy of a revoked adapter is refused
+# Who streams blob bytes: lorareg itself, or the front proxy after lorareg authorised the request.
+BLOB_OFFLOAD_MODES = ("none", "x-accel", "x-sendfile", "s3-redirect")
+PRESIGNED_URL_TTL_S = 300  # an S3 redirect is good for 5 minutes; a resumed pull asks again
+DEFAULT_X_ACCEL_PREFIX = "/_lorareg_blobs/"  # nginx's internal location that aliases DATA/blobs/
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +46,8 @@ class Settings:
     registry_key_file: Path | None = None  # default: HOME/registry.key; a mounted secret keeps it off disk
     registry_key_password: str | None = field(default=None, repr=False)  # decrypts an encrypted key file
     near_duplicate_threshold: float = DEFAULT_NEAR_DUPLICATE_THRESHOLD  # docs/fingerprints.md
+    blob_offload: str = "none"  # one of BLOB_OFFLOAD_MODES (docs/deployment.md)
+    x_accel_prefix: str = DEFAULT_X_ACCEL_PREFIX
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with the given non-``None`` fields replaced (explicit CLI flags win)."""
@@ -71,6 +77,8 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         near_duplicate_threshold=_fraction(
             source, "LORAREG_NEAR_DUPLICATE_THRESHOLD", DEFAULT_NEAR_DUPLICATE_THRESHOLD
         ),
+        blob_offload=_choice(source, "LORAREG_BLOB_OFFLOAD", BLOB_OFFLOAD_MODES),
+        x_accel_prefix=_location(source, "LORAREG_X_ACCEL_PREFIX", DEFAULT_X_ACCEL_PREFIX),
     )
 
 
@@ -85,6 +93,20 @@ def _fraction(source: Mapping[str, str], name: str, default: float) -> float:
     if not 0 < value <= 1:
         raise InputError(f"{name} must be a number in (0, 1]; got {value}")
     return value
+
+
+def _choice(source: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = source.get(name) or choices[0]
+    if raw not in choices:
+        raise InputError(f"{name} must be one of {', '.join(choices)}; got {raw[:40]!r}")
+    return raw
+
+
+def _location(source: Mapping[str, str], name: str, default: str) -> str:
+    raw = source.get(name) or default
+    if not raw.startswith("/") or not raw.endswith("/") or any(c in raw for c in "?#% \t\r\n"):
+        raise InputError(f"{name} must be a URL path that starts and ends with '/'; got {raw[:60]!r}")
+    return raw
 
 
 def _seconds(source: Mapping[str, str], name: str, default: int) -> int:

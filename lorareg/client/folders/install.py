@@ -1,7 +1,7 @@
 """``lorareg pull REF --into DIR``: put a verified adapter where ComfyUI or A1111 will find it.
 
 The file is pulled and verified into the cache first (``Client.pull``), then placed as
-``<adapter>-<version>.safetensors`` by hard link from the cache (same filesystem; else a copy), with its
+``<adapter>-<version>.safetensors`` by reflink or hard link from the cache (else a copy), with its
 ``.sig`` (so ``lorareg verify`` and ``lorareg audit`` can check it later), a ``.credit.txt`` line, and the
 sidecars the UI reads:
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from lorareg.client.folders.audit import LOREG_SIDECAR_KEY
 from lorareg.client.folders.hashcache import sha256_file
+from lorareg.client.placing import place
 from lorareg.errors import ConflictError, InputError, LoraregError
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ DEFAULT_WEIGHT = 1.0
 
 @dataclass(frozen=True)
 class Installed:
-    """What ``pull --into`` wrote: the adapter file, how (``link``/``copy``/``unchanged``), every sidecar."""
+    """What ``pull --into`` wrote: the adapter file, how (``reflink``/``link``/``copy``/``unchanged``), every sidecar."""
 
     path: Path
     how: str
@@ -131,18 +131,8 @@ def _place(cached: Path, target: Path, *, sha256: str, force: bool) -> str:
             return "unchanged"
         if not force:
             raise ConflictError(f"{target} exists and is a different file; use --force to replace it")
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    tmp.unlink()
-    try:
-        os.link(cached, tmp)
-        how = "link"
-    except OSError:
-        shutil.copyfile(cached, tmp)
-        how = "copy"
-    os.replace(tmp, target)
-    return how
+    how = place(cached, target)  # reflink, hard link, else copy: one write at most
+    return "link" if how == "hardlink" else how
 
 
 def _write(path: Path, data: bytes, *, force: bool) -> Path:

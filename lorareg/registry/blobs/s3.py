@@ -141,6 +141,19 @@ class S3Store:
             raise
         return _stream_body(answer["Body"], f"s3://{self.bucket}/{key}")
 
+    def presigned_url(self, sha256: str, *, expires_s: int) -> str:
+        """A time-limited GET URL for the blob, so the client fetches the bytes from the store itself.
+
+        Signing is local (no request to the store); ``Range`` headers still apply to the URL.
+        """
+        try:
+            url = self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": self.key_of(sha256)}, ExpiresIn=expires_s
+            )
+        except Exception as e:  # noqa: BLE001 - botocore raises several unrelated types; one line for all
+            raise StorageError(f"cannot presign sha256:{sha256}: {type(e).__name__}: {e}") from e
+        return str(url)
+
     def delete(self, sha256: str) -> None:
         """Remove a blob; an absent blob is not an error (as in S3 and the filesystem store)."""
         key = self.key_of(sha256)

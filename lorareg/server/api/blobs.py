@@ -4,6 +4,10 @@ Uploads never sit in memory: the body is read chunk by chunk (``streaming.capped
 :meth:`Registry.upload_blob` in a worker thread, which hashes, writes a pending blob and commits it only
 when the SHA-256 matches the URL. Downloads are content-addressed and immutable, so the ``ETag`` is the
 digest itself and caches may keep them forever; a revoked digest is answered 451 with the public reason.
+With ``LORAREG_BLOB_OFFLOAD=x-accel`` (nginx) or ``x-sendfile`` (Apache, lighttpd) lorareg still decides
+every request — 404, 451, 304 — and then hands the byte stream to the front proxy, which serves the file with
+sendfile and applies ``Range`` itself (``docs/deployment.md`` has the nginx configuration). With
+``s3-redirect`` a GET is answered 307 to a short-lived presigned URL of the S3 store.
 This module does not decide anything about digests, revocation or auth beyond calling the service.
 """
 
@@ -14,8 +18,10 @@ from collections.abc import Iterator
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from lorareg.errors import GoneError
+from lorareg.errors import GoneError, StorageError
 from lorareg.registry import BlobRecord, Registry
+from lorareg.server.blob_stream import file_chunks
+from lorareg.server.config import PRESIGNED_URL_TTL_S, Settings
 from lorareg.server.deps import PrincipalDep, RegistryDep, SettingsDep
 from lorareg.server.errors import error_response
 from lorareg.server.streaming import ByteRange, RangeNotSatisfiable, capped_body, parse_range, run_with_body
@@ -66,6 +72,10 @@ def get_blob(digest: str, request: Request, registry: RegistryDep, settings: Set
     headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": _IMMUTABLE}
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
+    if settings.blob_offload == "s3-redirect" and request.method == "GET":
+        return _redirected(registry, blob)
+    if settings.blob_offload in ("x-accel", "x-sendfile"):
+        return _offloaded(registry, blob, settings=settings, headers=headers)
     try:
         wanted = _wanted_range(request, etag=etag, size=blob.size)
     except RangeNotSatisfiable:
@@ -80,12 +90,41 @@ def get_blob(digest: str, request: Request, registry: RegistryDep, settings: Set
         headers["Content-Range"] = wanted.content_range(blob.size)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type="application/octet-stream")
+    located = registry.blob_file(blob.sha256)
+    body = (
+        file_chunks(located[1], span.start, span.end, chunk_bytes=settings.chunk_bytes)
+        if located is not None
+        else _chunks(registry, blob.sha256, span)
+    )
     return StreamingResponse(
-        _chunks(registry, blob.sha256, span),
+        body,
         status_code=status,
         headers=headers,
         media_type="application/octet-stream",
     )
+
+
+def _offloaded(
+    registry: Registry, blob: BlobRecord, *, settings: Settings, headers: dict[str, str]
+) -> Response:
+    """An empty answer that tells the front proxy which file to stream (it adds ``Range`` handling)."""
+    located = registry.blob_file(blob.sha256)
+    if located is None:
+        raise StorageError("blob offload needs the filesystem blob store; S3 stores serve their own bytes")
+    root, path = located
+    if settings.blob_offload == "x-accel":
+        headers["X-Accel-Redirect"] = settings.x_accel_prefix + path.relative_to(root).as_posix()
+    else:
+        headers["X-Sendfile"] = str(path)
+    return Response(status_code=200, headers=headers, media_type="application/octet-stream")
+
+
+def _redirected(registry: Registry, blob: BlobRecord) -> Response:
+    """307 to a presigned store URL: the bytes leave the app server's data path (the client verifies them)."""
+    url = registry.blob_redirect(blob.sha256, expires_s=PRESIGNED_URL_TTL_S)
+    if url is None:
+        raise StorageError("LORAREG_BLOB_OFFLOAD=s3-redirect needs the S3 blob store")
+    return Response(status_code=307, headers={"Location": url, "Cache-Control": "no-store"})
 
 
 def _wanted_range(request: Request, *, etag: str, size: int) -> ByteRange | None:
