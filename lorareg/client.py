@@ -33,7 +33,7 @@ import httpx
 
 from lorareg import errors
 from lorareg.cache import BlobCache
-from lorareg.client_answers import checked_detail, checked_keys, checked_page, checked_texts
+from lorareg.client_answers import checked_detail, checked_keys, checked_list, checked_page, checked_texts
 from lorareg.client_limits import TransferDeadline, read_capped
 from lorareg.errors import LoraregError, RemoteError, VerificationError
 from lorareg.pull_verify import (
@@ -197,15 +197,18 @@ class Client:
             "details": details,
             "good_faith": good_faith,
         }
-        return self._json("POST", "/api/v1/takedowns", content=_json_bytes(body), headers=_JSON_HEADERS)
+        answer = self._json("POST", "/api/v1/takedowns", content=_json_bytes(body), headers=_JSON_HEADERS)
+        return checked_texts(answer, ("id",), what="takedown")
 
     def takedown_status(self, request_id: str) -> dict[str, Any]:
         """The public status of a takedown request."""
-        return self._json("GET", f"/api/v1/takedowns/{_path_part(request_id)}")
+        answer = self._json("GET", f"/api/v1/takedowns/{_path_part(request_id)}")
+        return checked_texts(answer, _TAKEDOWN_FIELDS, what="takedown status")
 
     def list_takedowns(self, status: str | None = None) -> dict[str, Any]:
         """The review queue (reviewer token): ``{"items": [...]}``."""
-        return self._json("GET", "/api/v1/takedowns", params={"status": status} if status else None)
+        answer = self._json("GET", "/api/v1/takedowns", params={"status": status} if status else None)
+        return checked_list(answer, "items", _TAKEDOWN_FIELDS, what="takedowns")
 
     def decide_takedown(
         self, request_id: str, *, decision: str, reason: str, all_versions: bool = False
@@ -213,7 +216,8 @@ class Client:
         """Decide a request (reviewer token): ``uphold`` (revokes), ``reject`` or ``more-info``."""
         body = {"decision": decision, "reason": reason, "all_versions": all_versions}
         url = f"/api/v1/takedowns/{_path_part(request_id)}/decision"
-        return self._json("POST", url, content=_json_bytes(body), headers=_JSON_HEADERS)
+        answer = self._json("POST", url, content=_json_bytes(body), headers=_JSON_HEADERS)
+        return checked_texts(answer, _TAKEDOWN_FIELDS, what="takedown decision")
 
     def add_preview(self, ref: str, image: Path) -> dict[str, Any]:
         """Upload a preview image (PNG, JPEG or WebP) for ``ns/name@version`` (publisher token)."""
@@ -559,6 +563,7 @@ def _error_body(response: httpx.Response) -> tuple[str | None, str]:
 
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
+_TAKEDOWN_FIELDS = ("id", "status", "ref", "reason")  # what the CLI prints of a takedown request
 
 
 def _json_bytes(body: Mapping[str, Any]) -> bytes:

@@ -11,7 +11,8 @@ the way a compromised registry, or a man in the middle on plain http, would, acc
 - ``oversized-json`` / ``oversized-json-announced``: a 256 MiB ``resolve`` answer, streamed without a
   length or announced with one; ``oversized-signature``, ``oversized-revocations`` likewise;
 - ``traversal-version``, ``traversal-name``, ``nul-version``, ``newline-digest``, ``traversal-digest``,
-  ``boolean-size``, ``missing-fields``: a ``resolve``/search answer with that field replaced;
+  ``boolean-size``: a ``resolve``/search answer with that field replaced; ``missing-fields``: resolve,
+  search and takedown answers without the fields the CLI prints;
 - ``wrong-content``: the blob's bytes with one byte changed.
 
 It records the bytes it sent for each blob request (``blob_bytes_sent``), so a test can see how much the
@@ -100,6 +101,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._flood(announced=False)
         if path.startswith("/api/v1/revocations") and attack == "oversized-revocations":
             return self._flood(announced=False)
+        if path.startswith("/api/v1/takedowns") and attack == "missing-fields":
+            return self._send(200, {"Content-Type": "application/json"}, b'{"items": [{}]}')
         status, headers, body = self._upstream()
         if path.startswith(("/api/v1/resolve", "/api/v1/adapters?")) and status == 200:
             body = _lie_in_json(body, attack, is_page="items" in json.loads(body))

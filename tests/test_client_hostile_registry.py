@@ -261,7 +261,16 @@ def test_hostile_names_versions_and_digests_from_the_registry_never_touch_a_path
     _assert_nothing_kept(hostile)
 
 
-@pytest.mark.parametrize("command", [["show", REF], ["search", "ink"]], ids=["show", "search"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["show", REF],
+        ["search", "ink"],
+        ["takedown", "status", "td_x"],
+        ["takedown", "list", "--token", "lrg_x"],
+    ],
+    ids=["show", "search", "takedown-status", "takedown-list"],
+)
 def test_answer_missing_its_fields_is_one_error_line_not_a_traceback(
     hostile: Hostile, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: list[str]
 ) -> None:
