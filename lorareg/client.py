@@ -33,7 +33,14 @@ import httpx
 
 from lorareg import errors
 from lorareg.cache import BlobCache
-from lorareg.client_answers import checked_detail, checked_keys, checked_list, checked_page, checked_texts
+from lorareg.client_answers import (
+    checked_detail,
+    checked_keys,
+    checked_list,
+    checked_page,
+    checked_summary,
+    checked_texts,
+)
 from lorareg.client_limits import TransferDeadline, read_capped
 from lorareg.errors import LoraregError, RemoteError, VerificationError
 from lorareg.pull_verify import (
@@ -235,12 +242,13 @@ class Client:
         """
         sha256, size, name = _publish_target(bundle_bytes)
         self.put_blob(path, sha256=sha256, size=size, progress=progress)
-        return self._json(
+        answer = self._json(
             "POST",
             f"/api/v1/adapters/{name}/versions",
             content=bundle_bytes,
             headers={"Content-Type": "application/json"},
         )
+        return checked_summary(answer, what="publish")
 
     def put_blob(self, path: Path, *, sha256: str, size: int, progress: Progress | None = None) -> None:
         """``PUT`` the file under its digest unless a ``HEAD`` shows the registry already holds it."""
