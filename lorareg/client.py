@@ -526,7 +526,9 @@ class Client:
             raise RemoteError(f"cannot request {url!r}: {e}") from e
         streamed = self._http.send(request, stream=True)
         try:
-            data = read_capped(streamed, cap=cap, deadline=deadline, what=f"{method} {url}")
+            # A HEAD answer's Content-Length is the blob's size, and it has no body to read.
+            what = f"{method} {url}"
+            data = b"" if method == "HEAD" else read_capped(streamed, cap=cap, deadline=deadline, what=what)
         finally:
             streamed.close()
         return httpx.Response(streamed.status_code, headers=streamed.headers, content=data, request=request)
