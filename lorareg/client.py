@@ -41,7 +41,7 @@ from lorareg.client_answers import (
     checked_summary,
     checked_texts,
 )
-from lorareg.client_limits import TransferDeadline, read_capped
+from lorareg.client_limits import MIN_RATE_BYTES_S, SocketWatchdog, TransferDeadline, read_capped
 from lorareg.errors import LoraregError, RemoteError, VerificationError
 from lorareg.pull_verify import (
     PullChecks,
@@ -126,6 +126,7 @@ class Client:
             headers["Authorization"] = f"Bearer {token}"
         self._headers = headers
         self._timeout = timeout
+        self._watchdog = SocketWatchdog()
         self._direct_blobs = transport is None and direct_allowed(self.registry_url)
         self._http = httpx.Client(
             base_url=self.registry_url,
@@ -271,7 +272,7 @@ class Client:
                     yield chunk
 
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
-        self._request("PUT", url, content_factory=body, headers=headers, idempotent=True)
+        self._request("PUT", url, content_factory=body, headers=headers, idempotent=True, upload_bytes=size)
 
     def _revoked_upload(self, url: str, sha256: str) -> errors.GoneError:
         """The error for bytes a takedown revoked, with the public reason from a GET (HEAD has no body).
@@ -484,6 +485,7 @@ class Client:
         idempotent: bool | None = None,
         allow: frozenset[int] | set[int] = frozenset(),
         cap: int = MAX_JSON_BYTES,
+        upload_bytes: int = 0,
     ) -> httpx.Response:
         """Send one request with retries (idempotent ones only) and map error answers to LoraregError.
 
@@ -494,7 +496,9 @@ class Client:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             body = content_factory() if content_factory is not None else content
             try:
-                response = self._send(method, url, params=params, content=body, headers=headers, cap=cap)
+                response = self._send(
+                    method, url, params=params, content=body, headers=headers, cap=cap, upload=upload_bytes
+                )
             except httpx.TransportError as e:
                 if attempt < MAX_ATTEMPTS and (retry_all or isinstance(e, httpx.ConnectError)):
                     time.sleep(BACKOFF_BASE_S * 2 ** (attempt - 1))
@@ -517,18 +521,41 @@ class Client:
         content: bytes | Iterator[bytes] | None,
         headers: Mapping[str, str] | None,
         cap: int,
+        upload: int,
     ) -> httpx.Response:
-        """One request; the answer's body read capped and in time, returned as a complete response."""
+        """One request; the answer's body read capped and in time, returned as a complete response.
+
+        The answer must start (status and headers) within the grace period plus the upload's ``upload``
+        bytes (or ``content``) at the minimum rate, else the watchdog cuts the connection.
+        """
         deadline = TransferDeadline(grace_s=self._timeout)
         try:
-            request = self._http.build_request(method, url, params=params, content=content, headers=headers)
+            request = self._http.build_request(
+                method,
+                url,
+                params=params,
+                content=content,
+                headers=headers,
+                extensions={"trace": self._watchdog.trace},
+            )
         except httpx.InvalidURL as e:  # a NUL or other character no URL may hold
             raise RemoteError(f"cannot request {url!r}: {e}") from e
-        streamed = self._http.send(request, stream=True)
+        sending = upload or (len(content) if isinstance(content, bytes) else 0)
+        with self._watchdog.armed(deadline.latest(sending)) as cut:
+            try:
+                streamed = self._http.send(request, stream=True)
+            except httpx.TransportError as e:
+                if cut.is_set():
+                    raise RemoteError(
+                        f"{method} {url}: the registry did not answer within {self._timeout:g} s "
+                        f"(plus the upload at {MIN_RATE_BYTES_S // 1024} KiB/s)"
+                    ) from e
+                raise
         try:
             # A HEAD answer's Content-Length is the blob's size, and it has no body to read.
             what = f"{method} {url}"
-            data = b"" if method == "HEAD" else read_capped(streamed, cap=cap, deadline=deadline, what=what)
+            reading = TransferDeadline(grace_s=self._timeout)  # the body's own clock: the upload is over
+            data = b"" if method == "HEAD" else read_capped(streamed, cap=cap, deadline=reading, what=what)
         finally:
             streamed.close()
         return httpx.Response(streamed.status_code, headers=streamed.headers, content=data, request=request)
