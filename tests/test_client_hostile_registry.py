@@ -33,7 +33,7 @@ from tests.support.malicious_registry import (
 
 REF = "acme/ink@1.0.0"
 TIME_LIMIT_S = 20.0  # every attack ends well within this (the deadline tests use a 1 s grace period)
-RSS_LIMIT_BYTES = 200 * 2**20  # the CLI with a capped 16 MiB answer; the flood is 256 MiB
+RSS_LIMIT_BYTES = 150 * 2**20  # the CLI (~50 MB) with a capped 16 MiB answer; the flood is 256 MiB
 
 
 @dataclass
@@ -198,6 +198,14 @@ def test_trickling_json_answer_is_cut_off_by_the_overall_deadline(hostile: Hosti
     assert time.monotonic() - started < 4.0
 
 
+def test_trickling_status_line_and_headers_are_cut_off_by_the_watchdog(hostile: Hostile) -> None:
+    hostile.registry.attack = "trickle-headers"
+    started = time.monotonic()
+    with hostile.client(timeout=1.0) as client, pytest.raises(RemoteError, match="did not answer within"):
+        client.resolve(REF)
+    assert time.monotonic() - started < 4.0
+
+
 @pytest.mark.parametrize("attack", ["oversized-json", "oversized-json-announced"])
 def test_oversized_resolve_answer_is_refused_while_streaming(
     hostile: Hostile, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], attack: str
@@ -207,20 +215,34 @@ def test_oversized_resolve_answer_is_refused_while_streaming(
     assert code == 4 and err.count("\n") == 1 and str(MAX_JSON_BYTES) in err
 
 
+# The CLI in a fresh interpreter that reports its own peak RSS at exit: VmHWM belongs to the process's own
+# memory map, whereas ru_maxrss also counts the parent's pages the child had between fork and exec.
+_CLI_WITH_PEAK = """
+import atexit, sys
+def _peak():
+    hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")][0].split()[1]
+    sys.stderr.write(f"peak-kib {hwm}\\n")
+atexit.register(_peak)
+sys.argv = ["lorareg", *sys.argv[1:]]
+from lorareg.cli import main
+main()
+"""
+
+
 def test_oversized_resolve_answer_keeps_the_cli_memory_bounded(hostile: Hostile) -> None:
     hostile.registry.attack = "oversized-json"
     env = {**os.environ, "LORAREG_CACHE": str(hostile.cache), "PYTHONPATH": os.getcwd()}
-    child = subprocess.Popen(
-        [sys.executable, "-m", "lorareg", "show", REF, "--registry", hostile.registry.url],
+    result = subprocess.run(
+        [sys.executable, "-c", _CLI_WITH_PEAK, "show", REF, "--registry", hostile.registry.url],
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
-    _, status, usage = os.wait4(child.pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 4
-    assert usage.ru_maxrss * 1024 < RSS_LIMIT_BYTES, f"peak RSS {usage.ru_maxrss // 1024} MiB"
-    child.stdout.close()  # type: ignore[union-attr]
-    child.stderr.close()  # type: ignore[union-attr]
+    error, peak = result.stderr.splitlines()
+    assert result.returncode == 4 and error.startswith("error: ") and str(MAX_JSON_BYTES) in error, error
+    peak_bytes = int(peak.removeprefix("peak-kib ")) * 1024
+    assert peak_bytes < RSS_LIMIT_BYTES, f"peak RSS {peak_bytes // 2**20} MiB"
 
 
 @pytest.mark.parametrize("attack", ["oversized-signature", "oversized-revocations"])
@@ -262,7 +284,16 @@ def test_hostile_names_versions_and_digests_from_the_registry_never_touch_a_path
     _assert_nothing_kept(hostile)
 
 
-@pytest.mark.parametrize("command", [["show", REF], ["search", "ink"]], ids=["show", "search"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["show", REF],
+        ["search", "ink"],
+        ["takedown", "status", "td_x"],
+        ["takedown", "list", "--token", "lrg_x"],
+    ],
+    ids=["show", "search", "takedown-status", "takedown-list"],
+)
 def test_answer_missing_its_fields_is_one_error_line_not_a_traceback(
     hostile: Hostile, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: list[str]
 ) -> None:

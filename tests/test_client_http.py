@@ -173,3 +173,17 @@ def test_blob_answer_that_does_not_fit_the_request_is_refused(
                 size=len(data),
                 raise_for=lambda response: None,
             )
+
+
+def test_head_of_a_blob_larger_than_the_json_cap_is_not_refused(tmp_path: Path) -> None:
+    # HEAD announces the blob's size (here 3 GiB) and has no body: the answer cap does not apply to it.
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.method == "HEAD"
+        return httpx.Response(200, headers={"Content-Length": str(3 * 2**30)})
+
+    progress: list[tuple[int, int]] = []
+    with Client("http://registry.test", cache_dir=tmp_path, transport=httpx.MockTransport(handler)) as client:
+        client.put_blob(
+            tmp_path / "unused", sha256="ab" * 32, size=3 * 2**30, progress=lambda *a: progress.append(a)
+        )
+    assert progress == [(3 * 2**30, 3 * 2**30)]

@@ -89,6 +89,16 @@ def checked_texts(data: Mapping[str, Any], fields: tuple[str, ...], *, what: str
     return dict(data)
 
 
+def checked_list(data: Mapping[str, Any], key: str, fields: tuple[str, ...], *, what: str) -> dict[str, Any]:
+    """An answer whose ``key`` is a list of objects, each with ``fields`` as strings (the review queue)."""
+    items = data.get(key)
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise _bad(what, key, items, "a list of objects")
+    for index, item in enumerate(items):
+        checked_texts(item, fields, what=f"{what}: {key}[{index}]")
+    return dict(data)
+
+
 def check_sha256(value: str, *, what: str) -> str:
     """``value`` if it is exactly 64 lower-case hex characters (``fullmatch``: no trailing newline)."""
     if not _SHA256.fullmatch(value):

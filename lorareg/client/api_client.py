@@ -31,9 +31,16 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from lorareg import errors
-from lorareg.client.answers import checked_detail, checked_keys, checked_page, checked_texts
+from lorareg.client.answers import (
+    checked_detail,
+    checked_keys,
+    checked_list,
+    checked_page,
+    checked_summary,
+    checked_texts,
+)
 from lorareg.client.cache import BlobCache
-from lorareg.client.limits import TransferDeadline, read_capped
+from lorareg.client.limits import MIN_RATE_BYTES_S, SocketWatchdog, TransferDeadline, read_capped
 from lorareg.client.pull import (
     PullChecks,
     check_identity,
@@ -121,6 +128,7 @@ class Client:
             headers["Authorization"] = f"Bearer {token}"
         self._headers = headers
         self._timeout = timeout
+        self._watchdog = SocketWatchdog()
         self._direct_blobs = transport is None and direct_allowed(self.registry_url)
         self._http = httpx.Client(
             base_url=self.registry_url,
@@ -209,15 +217,18 @@ class Client:
             "details": details,
             "good_faith": good_faith,
         }
-        return self._json("POST", "/api/v1/takedowns", content=_json_bytes(body), headers=_JSON_HEADERS)
+        answer = self._json("POST", "/api/v1/takedowns", content=_json_bytes(body), headers=_JSON_HEADERS)
+        return checked_texts(answer, ("id",), what="takedown")
 
     def takedown_status(self, request_id: str) -> dict[str, Any]:
         """The public status of a takedown request."""
-        return self._json("GET", f"/api/v1/takedowns/{_path_part(request_id)}")
+        answer = self._json("GET", f"/api/v1/takedowns/{_path_part(request_id)}")
+        return checked_texts(answer, _TAKEDOWN_FIELDS, what="takedown status")
 
     def list_takedowns(self, status: str | None = None) -> dict[str, Any]:
         """The review queue (reviewer token): ``{"items": [...]}``."""
-        return self._json("GET", "/api/v1/takedowns", params={"status": status} if status else None)
+        answer = self._json("GET", "/api/v1/takedowns", params={"status": status} if status else None)
+        return checked_list(answer, "items", _TAKEDOWN_FIELDS, what="takedowns")
 
     def decide_takedown(
         self, request_id: str, *, decision: str, reason: str, all_versions: bool = False
@@ -225,7 +236,8 @@ class Client:
         """Decide a request (reviewer token): ``uphold`` (revokes), ``reject`` or ``more-info``."""
         body = {"decision": decision, "reason": reason, "all_versions": all_versions}
         url = f"/api/v1/takedowns/{_path_part(request_id)}/decision"
-        return self._json("POST", url, content=_json_bytes(body), headers=_JSON_HEADERS)
+        answer = self._json("POST", url, content=_json_bytes(body), headers=_JSON_HEADERS)
+        return checked_texts(answer, _TAKEDOWN_FIELDS, what="takedown decision")
 
     def add_preview(self, ref: str, image: Path) -> dict[str, Any]:
         """Upload a preview image (PNG, JPEG or WebP) for ``ns/name@version`` (publisher token)."""
@@ -262,12 +274,13 @@ class Client:
         """
         sha256, size, name = _publish_target(bundle_bytes)
         self.put_blob(path, sha256=sha256, size=size, progress=progress)
-        return self._json(
+        answer = self._json(
             "POST",
             f"/api/v1/adapters/{name}/versions",
             content=bundle_bytes,
             headers={"Content-Type": "application/json"},
         )
+        return checked_summary(answer, what="publish")
 
     def put_blob(self, path: Path, *, sha256: str, size: int, progress: Progress | None = None) -> None:
         """``PUT`` the file under its digest unless a ``HEAD`` shows the registry already holds it."""
@@ -290,7 +303,7 @@ class Client:
                     yield chunk
 
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
-        self._request("PUT", url, content_factory=body, headers=headers, idempotent=True)
+        self._request("PUT", url, content_factory=body, headers=headers, idempotent=True, upload_bytes=size)
 
     def _revoked_upload(self, url: str, sha256: str) -> errors.GoneError:
         """The error for bytes a takedown revoked, with the public reason from a GET (HEAD has no body).
@@ -505,6 +518,7 @@ class Client:
         idempotent: bool | None = None,
         allow: frozenset[int] | set[int] = frozenset(),
         cap: int = MAX_JSON_BYTES,
+        upload_bytes: int = 0,
     ) -> httpx.Response:
         """Send one request with retries (idempotent ones only) and map error answers to LoraregError.
 
@@ -515,7 +529,9 @@ class Client:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             body = content_factory() if content_factory is not None else content
             try:
-                response = self._send(method, url, params=params, content=body, headers=headers, cap=cap)
+                response = self._send(
+                    method, url, params=params, content=body, headers=headers, cap=cap, upload=upload_bytes
+                )
             except httpx.TransportError as e:
                 if attempt < MAX_ATTEMPTS and (retry_all or isinstance(e, httpx.ConnectError)):
                     time.sleep(BACKOFF_BASE_S * 2 ** (attempt - 1))
@@ -538,16 +554,41 @@ class Client:
         content: bytes | Iterator[bytes] | None,
         headers: Mapping[str, str] | None,
         cap: int,
+        upload: int,
     ) -> httpx.Response:
-        """One request; the answer's body read capped and in time, returned as a complete response."""
+        """One request; the answer's body read capped and in time, returned as a complete response.
+
+        The answer must start (status and headers) within the grace period plus the upload's ``upload``
+        bytes (or ``content``) at the minimum rate, else the watchdog cuts the connection.
+        """
         deadline = TransferDeadline(grace_s=self._timeout)
         try:
-            request = self._http.build_request(method, url, params=params, content=content, headers=headers)
+            request = self._http.build_request(
+                method,
+                url,
+                params=params,
+                content=content,
+                headers=headers,
+                extensions={"trace": self._watchdog.trace},
+            )
         except httpx.InvalidURL as e:  # a NUL or other character no URL may hold
             raise RemoteError(f"cannot request {url!r}: {e}") from e
-        streamed = self._http.send(request, stream=True)
+        sending = upload or (len(content) if isinstance(content, bytes) else 0)
+        with self._watchdog.armed(deadline.latest(sending)) as cut:
+            try:
+                streamed = self._http.send(request, stream=True)
+            except httpx.TransportError as e:
+                if cut.is_set():
+                    raise RemoteError(
+                        f"{method} {url}: the registry did not answer within {self._timeout:g} s "
+                        f"(plus the upload at {MIN_RATE_BYTES_S // 1024} KiB/s)"
+                    ) from e
+                raise
         try:
-            data = read_capped(streamed, cap=cap, deadline=deadline, what=f"{method} {url}")
+            # A HEAD answer's Content-Length is the blob's size, and it has no body to read.
+            what = f"{method} {url}"
+            reading = TransferDeadline(grace_s=self._timeout)  # the body's own clock: the upload is over
+            data = b"" if method == "HEAD" else read_capped(streamed, cap=cap, deadline=reading, what=what)
         finally:
             streamed.close()
         return httpx.Response(streamed.status_code, headers=streamed.headers, content=data, request=request)
@@ -592,6 +633,7 @@ def _error_body(response: httpx.Response) -> tuple[str | None, str]:
 
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
+_TAKEDOWN_FIELDS = ("id", "status", "ref", "reason")  # what the CLI prints of a takedown request
 
 
 def _json_bytes(body: Mapping[str, Any]) -> bytes:
@@ -655,7 +697,7 @@ def _out_path(detail: Mapping[str, Any], out_dir: Path) -> Path:
 
 def _copy_out(path: Path, detail: Mapping[str, Any], out_dir: Path) -> Path:
     """The verified cache file placed in ``out_dir`` by reflink, hard link or copy (one write at most)."""
-    from lorareg.client.placing import place
+    from lorareg.client.api_client.api_client.placing import place
 
     target = _out_path(detail, out_dir)
     place(path, target)

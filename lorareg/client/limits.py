@@ -9,14 +9,21 @@ every answer body is read as a stream into a buffer that refuses to grow past it
 (:func:`read_capped`), before anything is parsed: an announced ``Content-Length`` over the cap is refused
 at once, and a body that runs past it is cut off there.
 
-What it deliberately does not do: bound the time a server takes to send its status line and headers
-(those reads are bounded by the per-read timeout and by h11's and ``http.client``'s header size limits).
+The status line and headers come before any byte count, so a :class:`SocketWatchdog` bounds them: it
+knows the sockets the client's httpx pool opened (httpcore's ``trace`` extension) and shuts them down
+when an answer has not started by its deadline (the grace period, plus the upload at the minimum rate).
+``http.client`` blob downloads get the same from ``lorareg.client.download_http``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
-from collections.abc import Iterable
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 import httpx
 
@@ -94,3 +101,41 @@ def _pieces(response: httpx.Response) -> Iterable[bytes]:
         return [response.content]
     except httpx.ResponseNotRead:
         return response.iter_raw()
+
+
+class SocketWatchdog:
+    """Cuts the sockets of one httpx client when an answer is late; pass :meth:`trace` as the ``trace``
+    extension of every request so that each new connection's socket is known."""
+
+    def __init__(self) -> None:
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        """httpcore's trace hook: remember the socket of each new connection."""
+        if event == "connection.connect_tcp.complete":
+            sock = info["return_value"].get_extra_info("socket")
+            if isinstance(sock, socket.socket):
+                with self._lock:
+                    self._sockets.add(sock)
+
+    @contextlib.contextmanager
+    def armed(self, at: float) -> Iterator[threading.Event]:
+        """Within the block, shut every known socket down at ``time.monotonic() == at``; yields an event
+        that is set if that happened (a transport error then means "too slow", not "try again")."""
+        fired = threading.Event()
+        timer = threading.Timer(max(0.0, at - time.monotonic()), self._cut, args=(fired,))
+        timer.daemon = True
+        timer.start()
+        try:
+            yield fired
+        finally:
+            timer.cancel()
+
+    def _cut(self, fired: threading.Event) -> None:
+        fired.set()
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)

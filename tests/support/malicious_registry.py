@@ -6,12 +6,14 @@ the way a compromised registry, or a man in the middle on plain http, would, acc
 - ``announce-huge-size``: ``resolve`` says the blob has 300 MiB;
 - ``announce-huge-length``: the blob answer announces ``Content-Length`` 300 MiB and keeps sending;
 - ``more-bytes``: the blob answer has no length and sends 64 MiB past the real bytes;
-- ``trickle-blob`` / ``trickle-json``: one byte every ``trickle_s`` seconds (blob or ``resolve``);
+- ``trickle-blob`` / ``trickle-json`` / ``trickle-headers``: one byte every ``trickle_s`` seconds (of the
+  blob, of the ``resolve`` answer, of the ``resolve`` answer's status line and headers);
 - ``drop``: the blob answer stops halfway through what was asked, on every connection;
 - ``oversized-json`` / ``oversized-json-announced``: a 256 MiB ``resolve`` answer, streamed without a
   length or announced with one; ``oversized-signature``, ``oversized-revocations`` likewise;
 - ``traversal-version``, ``traversal-name``, ``nul-version``, ``newline-digest``, ``traversal-digest``,
-  ``boolean-size``, ``missing-fields``: a ``resolve``/search answer with that field replaced;
+  ``boolean-size``: a ``resolve``/search answer with that field replaced; ``missing-fields``: resolve,
+  search and takedown answers without the fields the CLI prints;
 - ``wrong-content``: the blob's bytes with one byte changed.
 
 It records the bytes it sent for each blob request (``blob_bytes_sent``), so a test can see how much the
@@ -38,6 +40,7 @@ _PIECE = 64 * 2**10
 
 ATTACKS = (
     "honest", "announce-huge-size", "announce-huge-length", "more-bytes", "trickle-blob", "trickle-json",
+    "trickle-headers",
     "drop", "oversized-json", "oversized-json-announced", "oversized-signature", "oversized-revocations",
     "traversal-version", "traversal-name", "nul-version", "newline-digest", "traversal-digest",
     "boolean-size", "missing-fields", "wrong-content",
@@ -100,6 +103,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._flood(announced=False)
         if path.startswith("/api/v1/revocations") and attack == "oversized-revocations":
             return self._flood(announced=False)
+        if path.startswith("/api/v1/resolve") and attack == "trickle-headers":
+            return self._trickle_headers()
+        if path.startswith("/api/v1/takedowns") and attack == "missing-fields":
+            return self._send(200, {"Content-Type": "application/json"}, b'{"items": [{}]}')
         status, headers, body = self._upstream()
         if path.startswith(("/api/v1/resolve", "/api/v1/adapters?")) and status == 200:
             body = _lie_in_json(body, attack, is_page="items" in json.loads(body))
@@ -163,6 +170,15 @@ class _Handler(BaseHTTPRequestHandler):
                 yield body[i : i + 1]
 
         self._stream(status, {**headers, "Content-Length": str(len(body))}, pieces())
+
+    def _trickle_headers(self) -> None:
+        """A status line and headers that never end, one byte at a time."""
+        for byte in b"HTTP/1.0 200 OK\r\n" + b"X-Padding: " + b"x" * 100_000:
+            if self.state.stop.is_set():
+                return
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            time.sleep(self.state.trickle_s)
 
     def _flood(self, *, announced: bool) -> None:
         headers = {"Content-Type": "application/json"}

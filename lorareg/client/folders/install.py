@@ -47,7 +47,8 @@ DEFAULT_WEIGHT = 1.0
 
 @dataclass(frozen=True)
 class Installed:
-    """What ``pull --into`` wrote: the adapter file, how (``reflink``/``link``/``copy``/``unchanged``), every sidecar."""
+    """What ``pull --into`` wrote: the adapter file, how (``reflink``/``link``/``copy``/``unchanged``), every
+    sidecar."""
 
     path: Path
     how: str
