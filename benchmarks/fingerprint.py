@@ -82,15 +82,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--versions", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: a, b, c")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: a, b, c, sqlite")
     args = parser.parse_args(argv)
+    skip = set(args.skip.split(","))
     ok = True
-    if "a" not in args.skip:
+    if "a" not in skip:
         ok &= part_a(args.size_mib, args.repeat)
-    if "b" not in args.skip:
+    if "b" not in skip:
         ok &= part_b(args.repeat)
-    if "c" not in args.skip:
+    if "c" not in skip:
         backends = ["sqlite"] + (["postgres"] if args.backend == "postgres" else [])
+        backends = [b for b in backends if b not in skip]
         for backend in backends:
             ok &= part_c(backend, args.versions, args.queries)
     print("all targets met" if ok else "TARGET MISSED")
@@ -205,9 +207,9 @@ def part_c(backend: str, versions: int, queries: int) -> bool:
         targets = _seed(db.engine, versions)
         seeded_s = time.perf_counter() - started
         print(f"(c) {backend}: seeded {versions:,} fingerprinted versions in {seeded_s:.0f} s")
-        if backend == "sqlite":
-            with db.engine.connect() as conn:
-                conn.exec_driver_sql("ANALYZE")
+        with db.engine.connect() as conn:  # what autovacuum / lorareg's start-up statistics do in production
+            conn.exec_driver_sql("ANALYZE")
+            conn.commit()
         revoked_times, similar_times, refused = [], [], 0
         for i in range(queries):
             query = _near_copy(targets[i % len(targets)], seed=i)

@@ -217,14 +217,15 @@ def _scored(
         return []
     pooled = np.stack([np.frombuffer(p, "<f4", POOLED_DIM) for _, p in rows])
     cosines = pooled @ fp.pooled
-    order = [i for i in np.argsort(-cosines)[:RESCORED] if cosines[i] >= POOLED_CANDIDATE]
+    chosen = [rows[i][0] for i in np.argsort(-cosines)[:RESCORED] if cosines[i] >= POOLED_CANDIDATE]
+    if not chosen:
+        return []
+    query = select(FingerprintRow.sha256, FingerprintRow.sketch).where(col(FingerprintRow.sha256).in_(chosen))
     scored = {}
-    for i in order:
-        stored = load(session, rows[i][0])
-        if stored is not None:
-            result = compare_fingerprints(fp, stored)
-            if result.similarity >= floor:
-                scored[rows[i][0]] = result
+    for sha256, sketch in session.exec(query).all():  # one round trip for every candidate's sketch
+        result = compare_fingerprints(fp, Fingerprint.from_bytes(sketch))
+        if result.similarity >= floor:
+            scored[sha256] = result
     if not scored:
         return []
     versions = session.exec(select(Version).where(col(Version.sha256).in_(list(scored)))).all()
