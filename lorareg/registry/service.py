@@ -311,6 +311,29 @@ class Registry:
 
         return self._retrying(run)
 
+    def revoke_within(
+        self, session: Session, target: str, *, reason: str, principal: Principal, now: datetime
+    ) -> None:
+        """:meth:`revoke` inside the caller's write transaction (see :meth:`write_retrying`).
+
+        A takedown decision uses it so that the verdict, the revocation, the log leaf and the audit entry
+        commit together or not at all, whatever a concurrent reviewer does meanwhile.
+        """
+        principal.require("review")
+        revoking.revoke(
+            session,
+            target,
+            reason=reason,
+            actor=principal.token_id,
+            key=self.key,
+            now=now,
+            validity=self._validity,
+        )
+
+    def write_retrying(self, work: Callable[[Session, datetime], _T]) -> _T:
+        """Run ``work(session, now)`` in one write transaction, retried when the log index was taken."""
+        return self._retrying(work)
+
     def revocation_list(self, *, now: datetime | None = None) -> bytes:
         """The current signed revocation list (DSSE envelope JSON bytes).
 
