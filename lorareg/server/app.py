@@ -22,6 +22,7 @@ from lorareg.server.api import adapters as adapters_api
 from lorareg.server.api import takedowns as takedowns_api
 from lorareg.server.config import Settings
 from lorareg.server.errors import install_error_handlers
+from lorareg.server.guard import InputGuardMiddleware
 from lorareg.server.web import routes as web_routes
 
 access_log = logging.getLogger("lorareg.access")
@@ -43,6 +44,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
     app.include_router(adapters_api.router)
     app.include_router(takedowns_api.router)
     app.include_router(web_routes.router)
+    app.add_middleware(InputGuardMiddleware)  # innermost: before routing, inside the headers and the log
     for middleware in web_routes.MIDDLEWARE:  # the web UI's security headers (CSP)
         app.add_middleware(middleware)
     app.add_middleware(AccessLogMiddleware)

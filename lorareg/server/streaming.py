@@ -28,7 +28,8 @@ from lorareg.errors import InputError, PayloadTooLargeError
 
 T = TypeVar("T")
 
-_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$", re.ASCII)
+_MAX_POSITION_DIGITS = 18  # 10^18 bytes is past any blob; longer numbers are never converted
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,15 +71,22 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     if not first and not last:
         return None
     if not first:  # suffix range: the last N bytes
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0:
             raise RangeNotSatisfiable(header)
         return ByteRange(max(0, size - suffix), size) if suffix < size else None
-    start = int(first)
-    end = size if not last else min(int(last) + 1, size)
-    if start >= size or end <= start:
+    start = _position(first)
+    if last and _position(last) < start:
+        return None  # RFC 9110 §14.1.1: last < first is invalid syntax, so the Range is ignored (200)
+    end = size if not last else min(_position(last) + 1, size)
+    if start >= size:
         raise RangeNotSatisfiable(header)
     return None if (start == 0 and end == size) else ByteRange(start, end)
+
+
+def _position(digits: str) -> int:
+    """A byte position; one of more digits than any blob size needs reads as "past any end" (no huge int)."""
+    return int(digits) if len(digits) <= _MAX_POSITION_DIGITS else 10**_MAX_POSITION_DIGITS
 
 
 def check_content_length(request: Request, *, cap: int) -> None:

@@ -22,12 +22,14 @@ from lorareg.manifest.model import CONSENT_STATUSES, CONSENT_SUBJECTS
 from lorareg.registry import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, SearchQuery, VersionRecord
 from lorareg.server.api import blobs
 from lorareg.server.deps import PrincipalDep, RegistryDep, SettingsDep
+from lorareg.server.guard import MAX_DB_INT
 from lorareg.server.streaming import read_capped
 
 router = APIRouter()
 v1 = APIRouter(prefix="/api/v1")
 
 DSSE_MEDIA_TYPE = "application/json"
+LogIndex = Annotated[int, Query(ge=0, le=MAX_DB_INT)]  # the log's idx column is a 32-bit INTEGER
 
 
 @router.get("/healthz", tags=["meta"], summary="Liveness: the process answers and the database is reachable")
@@ -159,17 +161,17 @@ def log_head(registry: RegistryDep) -> Response:
 
 
 @v1.get("/log/inclusion", tags=["transparency"], summary="Inclusion proof of leaf index in tree_size")
-def log_inclusion(index: int, tree_size: int, registry: RegistryDep) -> dict[str, Any]:
+def log_inclusion(index: LogIndex, tree_size: LogIndex, registry: RegistryDep) -> dict[str, Any]:
     return registry.log_inclusion(index, tree_size).to_json()
 
 
 @v1.get("/log/consistency", tags=["transparency"], summary="Consistency proof between two tree sizes")
-def log_consistency(first: int, second: int, registry: RegistryDep) -> dict[str, Any]:
+def log_consistency(first: LogIndex, second: LogIndex, registry: RegistryDep) -> dict[str, Any]:
     return registry.log_consistency(first, second).to_json()
 
 
 @v1.get("/log/entries", tags=["transparency"], summary="Leaves start (inclusive) to end (exclusive)")
-def log_entries(start: int, end: int, registry: RegistryDep) -> dict[str, Any]:
+def log_entries(start: LogIndex, end: LogIndex, registry: RegistryDep) -> dict[str, Any]:
     return {"entries": [entry.to_json() for entry in registry.log_entries(start, end)]}
 
 

@@ -64,7 +64,7 @@ def get_blob(digest: str, request: Request, registry: RegistryDep, settings: Set
         raise GoneError(f"blob sha256:{blob.sha256} was revoked: {reason}")
     etag = f'"sha256:{blob.sha256}"'
     headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": _IMMUTABLE}
-    if etag in request.headers.get("if-none-match", ""):
+    if _none_match_fails(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     try:
         wanted = _wanted_range(request, etag=etag, size=blob.size)
@@ -86,6 +86,14 @@ def get_blob(digest: str, request: Request, registry: RegistryDep, settings: Set
         headers=headers,
         media_type="application/octet-stream",
     )
+
+
+def _none_match_fails(header: str | None, etag: str) -> bool:
+    """RFC 9110 §13.1.2: ``*`` or any listed tag (weak comparison) matching the blob means 304."""
+    if header is None:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+    return "*" in tags or etag in tags
 
 
 def _wanted_range(request: Request, *, etag: str, size: int) -> ByteRange | None:

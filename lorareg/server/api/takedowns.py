@@ -17,12 +17,13 @@ from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from lorareg.errors import ForbiddenError, InputError
 from lorareg.registry import MAX_PREVIEW_UPLOAD_BYTES, Previews, Takedowns
 from lorareg.server.deps import PrincipalDep, RegistryDep, SettingsDep
+from lorareg.server.guard import refuse_nul
 from lorareg.server.streaming import read_capped
 
 router = APIRouter(prefix="/api/v1")
@@ -32,7 +33,9 @@ _M = TypeVar("_M", bound=BaseModel)
 
 
 class TakedownIn(BaseModel):
-    """A takedown request as the API accepts it."""
+    """A takedown request as the API accepts it: strict JSON types, no unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     ref: str
     reason: Literal["likeness", "character", "style", "license", "other"]
@@ -44,6 +47,8 @@ class TakedownIn(BaseModel):
 
 class DecisionIn(BaseModel):
     """A reviewer's decision: the reason is public (shown on the status page and in 451 answers)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     decision: Literal["uphold", "reject", "more-info"]
     reason: str
@@ -151,9 +156,11 @@ async def _json_body(request: Request, model: type[_M]) -> _M:
         )
     raw = await read_capped(request, cap=MAX_JSON_BODY_BYTES)
     try:
-        return model.model_validate_json(raw)
+        parsed = model.model_validate_json(raw)
     except ValidationError as e:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()[:5]
         )
         raise InputError(f"invalid request body: {problems}") from e
+    refuse_nul(parsed.model_dump(), where="request body")
+    return parsed

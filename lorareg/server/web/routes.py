@@ -44,6 +44,7 @@ from lorareg.registry import (
 )
 from lorareg.server.api import takedowns as takedown_api
 from lorareg.server.deps import RegistryDep, SettingsDep, bearer_token
+from lorareg.server.guard import refuse_nul
 from lorareg.server.web import sessions
 from lorareg.server.web import views as web_views
 from lorareg.server.web.sessions import ReviewerSession
@@ -320,6 +321,7 @@ async def _checked_form(
     sessions.check_csrf(
         request, submitted if isinstance(submitted, str) else None, reviewer, public_url=public_url
     )
+    refuse_nul([(k, v) for k, v in form.multi_items() if isinstance(v, str)], where="form")
     return form
 
 
