@@ -4,7 +4,8 @@ Nothing is built at import time, so tests and replicas make as many independent 
 router is wired here by name (the JSON API of ``server/api/`` and the pages of ``server/web/``): a missing
 feature is an import error at start-up, never a silently absent route. Every request
 gets one access-log line (logger ``lorareg.access``): method, path without the query string (a query might
-carry a secret), status, duration and bytes in/out. This module holds no route logic.
+carry a secret), status (500 for a crash), duration and bytes in/out; control characters are escaped
+(``log_text.log_safe``) so a path cannot forge a second line. This module holds no route logic.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from lorareg.server.api import takedowns as takedowns_api
 from lorareg.server.config import Settings
 from lorareg.server.errors import install_error_handlers
 from lorareg.server.guard import InputGuardMiddleware
+from lorareg.server.log_text import log_safe
 from lorareg.server.web import routes as web_routes
 
 access_log = logging.getLogger("lorareg.access")
@@ -93,11 +95,14 @@ class AccessLogMiddleware:
 
         try:
             await self.app(scope, counting_receive, counting_send)
+        except Exception:
+            state["status"] = state["status"] or 500  # a crash: the error middleware outside answers 500
+            raise
         finally:
             access_log.info(
                 "%s %s %d %.1fms in=%d out=%d",
-                scope["method"],
-                scope["path"],
+                log_safe(scope["method"]),
+                log_safe(scope["path"]),
                 state["status"],
                 (time.perf_counter() - started) * 1000,
                 state["in"],

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lorareg.errors import LoraregError, RemoteError
+from lorareg.server.log_text import log_safe
 
 _log = logging.getLogger("lorareg.server")
 
@@ -38,7 +39,9 @@ async def _on_lorareg_error(request: Request, exc: LoraregError) -> JSONResponse
     if isinstance(exc, RemoteError):  # a server-side RemoteError is an upstream (e.g. S3) failure
         status = 502
     if status >= 500:
-        _log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
+        _log.error(
+            "%s %s failed: %s", log_safe(request.method), log_safe(request.url.path), log_safe(exc.message)
+        )
     return error_response(status, exc.code, exc.message)
 
 
@@ -56,5 +59,5 @@ async def _on_http_exception(request: Request, exc: StarletteHTTPException) -> J
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    _log.exception("%s %s crashed", request.method, request.url.path, exc_info=exc)
+    _log.exception("%s %s crashed", log_safe(request.method), log_safe(request.url.path), exc_info=exc)
     return error_response(500, "internal_error", "internal server error; see the server log")
