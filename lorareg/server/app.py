@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from lorareg import __version__
 from lorareg.registry import Registry
@@ -50,6 +51,8 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
     for middleware in web_routes.MIDDLEWARE:  # the web UI's security headers (CSP)
         app.add_middleware(middleware)
     app.add_middleware(AccessLogMiddleware)
+    if settings.trusted_proxies:  # outermost: the client address is settled before anything reads it
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
     return app
 
 

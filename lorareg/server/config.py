@@ -7,6 +7,7 @@ environment. This module deliberately holds no defaults for secrets: tokens live
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -40,6 +41,7 @@ class Settings:
     gc_grace_s: int = DEFAULT_GC_GRACE_S  # age (s) of upload leftovers that start-up collection removes
     registry_key_file: Path | None = None  # default: HOME/registry.key; a mounted secret keeps it off disk
     registry_key_password: str | None = field(default=None, repr=False)  # decrypts an encrypted key file
+    trusted_proxies: tuple[str, ...] = ()  # addresses/CIDRs whose X-Forwarded-For/-Proto are believed
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with the given non-``None`` fields replaced (explicit CLI flags win)."""
@@ -66,7 +68,23 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         if source.get("LORAREG_REGISTRY_KEY_FILE")
         else None,
         registry_key_password=source.get("LORAREG_REGISTRY_KEY_PASSWORD") or None,
+        trusted_proxies=_networks(source, "LORAREG_TRUSTED_PROXIES"),
     )
+
+
+def _networks(source: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of IP addresses or CIDR networks (default: none, so no header is trusted).
+
+    ``*`` is refused: trusting every peer's ``X-Forwarded-For`` lets anyone pick their address (and
+    dodge the takedown rate limit); name the proxies instead.
+    """
+    items = tuple(part.strip() for part in (source.get(name) or "").split(",") if part.strip())
+    for item in items:
+        try:
+            ipaddress.ip_network(item)  # strict, as uvicorn reads it: host bits of a CIDR must be zero
+        except ValueError as e:
+            raise InputError(f"{name} takes IP addresses or CIDR networks (a,b,…); got {item[:80]!r}") from e
+    return items
 
 
 def _seconds(source: Mapping[str, str], name: str, default: int) -> int:
