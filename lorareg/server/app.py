@@ -26,6 +26,7 @@ from lorareg.server.config import Settings
 from lorareg.server.errors import install_error_handlers
 from lorareg.server.guard import InputGuardMiddleware
 from lorareg.server.log_text import log_safe
+from lorareg.server.upload_limits import UploadSlots
 from lorareg.server.web import routes as web_routes
 
 access_log = logging.getLogger("lorareg.access")
@@ -43,6 +44,9 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
     )
     app.state.settings = settings
     app.state.registry = registry if registry is not None else open_registry_for(settings)
+    app.state.upload_slots = UploadSlots(
+        total=settings.max_concurrent_uploads, per_token=settings.max_uploads_per_token
+    )
     install_error_handlers(app)
     app.include_router(adapters_api.router)
     app.include_router(takedowns_api.router)

@@ -20,6 +20,9 @@ DEFAULT_MAX_UPLOAD_BYTES = 2 * 2**30  # 2 GiB: a large FLUX LoRA is ~1.3 GiB
 DEFAULT_MAX_BUNDLE_BYTES = 1 * 2**20  # 1 MiB: a signed bundle is a few KiB
 DEFAULT_CHUNK_BYTES = 1 * 2**20  # 1 MiB per read/write when streaming blobs
 DEFAULT_GC_GRACE_S = 24 * 3600  # start-up garbage collection spares leftovers younger than a day
+DEFAULT_BODY_TIMEOUT_S = 30  # a request body that sends nothing for this long is answered 408
+DEFAULT_MAX_CONCURRENT_UPLOADS = 16  # uploads in progress per process (their own worker threads)
+DEFAULT_MAX_UPLOADS_PER_TOKEN = 4  # uploads in progress per token
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,9 @@ class Settings:
     registry_key_file: Path | None = None  # default: HOME/registry.key; a mounted secret keeps it off disk
     registry_key_password: str | None = field(default=None, repr=False)  # decrypts an encrypted key file
     trusted_proxies: tuple[str, ...] = ()  # addresses/CIDRs whose X-Forwarded-For/-Proto are believed
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S  # longest wait for the next piece of a request body
+    max_concurrent_uploads: int = DEFAULT_MAX_CONCURRENT_UPLOADS  # the next upload gets 429
+    max_uploads_per_token: int = DEFAULT_MAX_UPLOADS_PER_TOKEN  # the token's next upload gets 429
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with the given non-``None`` fields replaced (explicit CLI flags win)."""
@@ -69,6 +75,13 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         else None,
         registry_key_password=source.get("LORAREG_REGISTRY_KEY_PASSWORD") or None,
         trusted_proxies=_networks(source, "LORAREG_TRUSTED_PROXIES"),
+        body_timeout_s=_positive_int(source, "LORAREG_BODY_TIMEOUT_S", DEFAULT_BODY_TIMEOUT_S),
+        max_concurrent_uploads=_positive_int(
+            source, "LORAREG_MAX_CONCURRENT_UPLOADS", DEFAULT_MAX_CONCURRENT_UPLOADS
+        ),
+        max_uploads_per_token=_positive_int(
+            source, "LORAREG_MAX_UPLOADS_PER_TOKEN", DEFAULT_MAX_UPLOADS_PER_TOKEN
+        ),
     )
 
 
@@ -103,7 +116,7 @@ def _positive_int(source: Mapping[str, str], name: str, default: int) -> int:
     try:
         value = int(raw)
     except ValueError as e:
-        raise InputError(f"{name} must be a positive integer of bytes; got {raw!r}") from e
+        raise InputError(f"{name} must be a positive integer; got {raw!r}") from e
     if value <= 0:
-        raise InputError(f"{name} must be a positive integer of bytes; got {value}")
+        raise InputError(f"{name} must be a positive integer; got {value}")
     return value

@@ -24,6 +24,7 @@ from lorareg.server.api import blobs
 from lorareg.server.deps import PrincipalDep, RegistryDep, SettingsDep
 from lorareg.server.guard import MAX_DB_INT
 from lorareg.server.streaming import read_capped
+from lorareg.server.upload_limits import upload_slots
 
 router = APIRouter()
 v1 = APIRouter(prefix="/api/v1")
@@ -92,7 +93,8 @@ async def publish(
     principal: PrincipalDep,
     settings: SettingsDep,
 ) -> JSONResponse:
-    bundle = await read_capped(request, cap=settings.max_bundle_bytes)
+    with upload_slots(request).claim(principal.token_id):
+        bundle = await read_capped(request, cap=settings.max_bundle_bytes)
     record = await run_in_threadpool(registry.publish, f"{namespace}/{adapter}", bundle, principal=principal)
     return JSONResponse(version_json(record, request, settings.public_url), status_code=201)
 

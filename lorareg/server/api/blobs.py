@@ -19,6 +19,7 @@ from lorareg.registry import BlobRecord, Registry
 from lorareg.server.deps import PrincipalDep, RegistryDep, SettingsDep
 from lorareg.server.errors import error_response
 from lorareg.server.streaming import ByteRange, RangeNotSatisfiable, capped_body, parse_range, run_with_body
+from lorareg.server.upload_limits import upload_slots
 
 router = APIRouter(prefix="/blobs", tags=["blobs"])
 
@@ -36,12 +37,14 @@ async def put_blob(
 ) -> JSONResponse:
     """Stream the body into the store; 201 when stored now, 200 when it already was."""
     cap = settings.max_upload_bytes
-    body = capped_body(request, cap=cap, chunk_bytes=settings.chunk_bytes)
+    slots = upload_slots(request)
 
     def consume(chunks: Iterator[bytes]) -> tuple[BlobRecord, bool]:
         return registry.upload_blob(digest, chunks, principal=principal, max_bytes=cap)
 
-    record, created = await run_with_body(consume, body)
+    with slots.claim(principal.token_id):  # 429 before a byte of the body is read
+        body = capped_body(request, cap=cap, chunk_bytes=settings.chunk_bytes)
+        record, created = await run_with_body(consume, body, limiter=slots.limiter)
     return JSONResponse(
         record.to_json(),
         status_code=201 if created else 200,

@@ -25,6 +25,7 @@ from lorareg.registry import MAX_PREVIEW_UPLOAD_BYTES, Previews, Takedowns
 from lorareg.server.deps import PrincipalDep, RegistryDep, SettingsDep
 from lorareg.server.guard import refuse_nul
 from lorareg.server.streaming import read_capped
+from lorareg.server.upload_limits import upload_slots
 
 router = APIRouter(prefix="/api/v1")
 
@@ -124,7 +125,8 @@ async def add_preview(
     principal: PrincipalDep,
     settings: SettingsDep,
 ) -> JSONResponse:
-    data = await read_capped(request, cap=MAX_PREVIEW_UPLOAD_BYTES)
+    with upload_slots(request).claim(principal.token_id):
+        data = await read_capped(request, cap=MAX_PREVIEW_UPLOAD_BYTES)
     record = await run_in_threadpool(
         Previews(registry).add, f"{namespace}/{adapter}", version, data, principal=principal
     )
