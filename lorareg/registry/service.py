@@ -160,7 +160,7 @@ class Registry:
             self.store, expected_sha256, _crash_mid_upload(chunks), max_bytes=max_bytes
         )
         crash_point("after-blob-commit")
-        return self._record_blob(uploaded), True
+        return self._record_blob(uploaded, uploader=principal.token_id), True
 
     def publish(self, name: str, bundle_bytes: bytes, *, principal: Principal) -> VersionRecord:
         """Accept a signed bundle for ``name`` (``namespace/adapter``) whose blob was uploaded before.
@@ -242,7 +242,7 @@ class Registry:
             return catalog.derived_by(session, name, version, limit=limit)
 
     def get_blob(self, sha256: str) -> BlobRecord:
-        """The blob row for a digest (the server checks :meth:`is_revoked` before streaming it).
+        """The blob row for a digest, published or not (the service's own view; see :meth:`readable_blob`).
 
         Raises:
             InputError: not 64 lower-case hex.
@@ -252,6 +252,26 @@ class Registry:
         with self.db.read() as session:
             row = session.get(Blob, sha256)
             if row is None:
+                raise NotFoundError(f"blob sha256:{sha256} is not stored")
+            return catalog.blob_record(row)
+
+    def readable_blob(self, sha256: str, *, reader: Principal | None) -> BlobRecord:
+        """The blob row for a digest that ``reader`` may download (the server checks :meth:`is_revoked`).
+
+        A blob is public once a version publishes it; before that only the token that uploaded it may
+        read it, so an upload is not a way to hand out files the registry never vetted.
+
+        Raises:
+            InputError: not 64 lower-case hex.
+            NotFoundError: not stored, or not published and ``reader`` is not its uploader.
+        """
+        check_sha256(sha256)
+        with self.db.read() as session:
+            row = session.get(Blob, sha256)
+            if row is None or not (
+                catalog.is_published(session, sha256)
+                or (reader is not None and row.uploaded_by == reader.token_id)
+            ):
                 raise NotFoundError(f"blob sha256:{sha256} is not stored")
             return catalog.blob_record(row)
 
@@ -458,7 +478,7 @@ class Registry:
         return GarbageReport(temporary, unpublished, orphans, spared)
 
     # -- internals ------------------------------------------------------------------------------------
-    def _record_blob(self, uploaded: publishing.UploadedBlob) -> BlobRecord:
+    def _record_blob(self, uploaded: publishing.UploadedBlob, *, uploader: str) -> BlobRecord:
         """Write the blob row after the blob is committed; a concurrent upload's row is as good as ours."""
         h = uploaded.hashes
         row = Blob(
@@ -470,6 +490,7 @@ class Registry:
             crc32=h.crc32,
             blake3=h.blake3,
             uploaded_at=utcnow(),
+            uploaded_by=uploader,
         )
         try:
             with self.db.write() as session:

@@ -50,6 +50,12 @@ MAX_CLAIMANT_CHARS = 200
 MAX_CONTACT_CHARS = 320  # the longest valid e-mail address
 MAX_DETAILS_CHARS = 10_000
 MAX_DECISION_REASON_CHARS = 2_000
+TAKEDOWN_LIMITS = {  # field -> most characters, for the API's schema
+    "claimant": MAX_CLAIMANT_CHARS,
+    "contact": MAX_CONTACT_CHARS,
+    "details": MAX_DETAILS_CHARS,
+    "reason": MAX_DECISION_REASON_CHARS,
+}
 MAX_LIST = 500  # requests or events returned by one listing
 TRACKING_ID_PREFIX = "td_"
 TRACKING_ID_BYTES = 16  # 128 random bits: the id is the only key to a status page

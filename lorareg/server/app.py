@@ -26,7 +26,9 @@ from lorareg.server.config import Settings
 from lorareg.server.errors import install_error_handlers
 from lorareg.server.guard import InputGuardMiddleware
 from lorareg.server.log_text import log_safe
+from lorareg.server.openapi import install_openapi
 from lorareg.server.upload_limits import UploadSlots
+from lorareg.server.web import api_docs
 from lorareg.server.web import routes as web_routes
 
 access_log = logging.getLogger("lorareg.access")
@@ -38,7 +40,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
         title="lorareg",
         version=__version__,
         summary="Registry and provenance for LoRA adapters: signed manifests, verified pulls.",
-        docs_url="/api/docs",
+        docs_url=None,  # /api/docs is web/api_docs.py: a script-free page with the security headers
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
@@ -48,9 +50,11 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
         total=settings.max_concurrent_uploads, per_token=settings.max_uploads_per_token
     )
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(adapters_api.router)
     app.include_router(takedowns_api.router)
     app.include_router(web_routes.router)
+    app.include_router(api_docs.router)
     app.add_middleware(InputGuardMiddleware)  # innermost: before routing, inside the headers and the log
     for middleware in web_routes.MIDDLEWARE:  # the web UI's security headers (CSP)
         app.add_middleware(middleware)

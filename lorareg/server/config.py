@@ -21,8 +21,8 @@ DEFAULT_MAX_BUNDLE_BYTES = 1 * 2**20  # 1 MiB: a signed bundle is a few KiB
 DEFAULT_CHUNK_BYTES = 1 * 2**20  # 1 MiB per read/write when streaming blobs
 DEFAULT_GC_GRACE_S = 24 * 3600  # start-up garbage collection spares leftovers younger than a day
 DEFAULT_BODY_TIMEOUT_S = 30  # a request body that sends nothing for this long is answered 408
-DEFAULT_MAX_CONCURRENT_UPLOADS = 16  # uploads in progress per process (their own worker threads)
-DEFAULT_MAX_UPLOADS_PER_TOKEN = 4  # uploads in progress per token
+DEFAULT_MAX_CONCURRENT_UPLOADS = 32  # uploads in progress per process (their own worker threads)
+DEFAULT_MAX_UPLOADS_PER_TOKEN = 8  # uploads in progress per token
 
 
 @dataclass(frozen=True, slots=True)

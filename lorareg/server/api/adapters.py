@@ -22,7 +22,7 @@ from lorareg.manifest.model import CONSENT_STATUSES, CONSENT_SUBJECTS
 from lorareg.registry import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, SearchQuery, VersionRecord
 from lorareg.server.api import blobs
 from lorareg.server.deps import PrincipalDep, RegistryDep, SettingsDep
-from lorareg.server.guard import MAX_DB_INT
+from lorareg.server.guard import MAX_DB_INT, public_link
 from lorareg.server.streaming import read_capped
 from lorareg.server.upload_limits import upload_slots
 
@@ -178,12 +178,17 @@ def log_entries(start: LogIndex, end: LogIndex, registry: RegistryDep) -> dict[s
 
 
 def version_json(record: VersionRecord, request: Request, public_url: str | None) -> dict[str, Any]:
-    """A version's JSON with absolute ``blob_url`` and ``signature_url`` added."""
-    base = (public_url or str(request.base_url)).rstrip("/")
+    """A version's JSON with ``blob_url`` and ``signature_url`` added.
+
+    Absolute under ``LORAREG_PUBLIC_URL`` when it is set, else relative to the registry: never built from
+    the request's ``Host`` header, which the client chooses (a poisoned cache would point elsewhere).
+    """
     return {
         **record.to_json(),
-        "blob_url": f"{base}/api/v1/blobs/sha256/{record.sha256}",
-        "signature_url": f"{base}/api/v1/adapters/{record.name}/versions/{record.version}/signature",
+        "blob_url": public_link(public_url, f"/api/v1/blobs/sha256/{record.sha256}"),
+        "signature_url": public_link(
+            public_url, f"/api/v1/adapters/{record.name}/versions/{record.version}/signature"
+        ),
     }
 
 

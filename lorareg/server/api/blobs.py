@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from lorareg.errors import GoneError
 from lorareg.registry import BlobRecord, Registry
-from lorareg.server.deps import PrincipalDep, RegistryDep, SettingsDep
+from lorareg.server.deps import PrincipalDep, RegistryDep, SettingsDep, optional_principal
 from lorareg.server.errors import error_response
 from lorareg.server.streaming import ByteRange, RangeNotSatisfiable, capped_body, parse_range, run_with_body
 from lorareg.server.upload_limits import upload_slots
@@ -55,13 +55,13 @@ async def put_blob(
 @router.api_route(
     "/sha256/{digest}",
     methods=["GET", "HEAD"],
-    summary="Download a blob (Range, ETag; 451 when revoked)",
+    summary="Download a blob (Range, ETag; 451 when revoked; unpublished blobs only to their uploader)",
     response_class=StreamingResponse,
     responses={206: {"description": "partial content"}, 304: {}, 416: {}, 451: {}},
 )
 def get_blob(digest: str, request: Request, registry: RegistryDep, settings: SettingsDep) -> Response:
     """Stream the blob, or the single ``Range`` asked for; ``HEAD`` answers the headers only."""
-    blob = registry.get_blob(digest)
+    blob = registry.readable_blob(digest, reader=optional_principal(request, registry))
     reason = registry.is_revoked(blob.sha256)
     if reason is not None:
         raise GoneError(f"blob sha256:{blob.sha256} was revoked: {reason}")

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from lorareg.errors import ForbiddenError, InputError
 from lorareg.registry import MAX_PREVIEW_UPLOAD_BYTES, Previews, Takedowns
 from lorareg.server.deps import PrincipalDep, RegistryDep, SettingsDep
-from lorareg.server.guard import refuse_nul
+from lorareg.server.guard import public_link, refuse_nul
 from lorareg.server.streaming import read_capped
 from lorareg.server.upload_limits import upload_slots
 
@@ -57,7 +57,7 @@ class DecisionIn(BaseModel):
 
 
 @router.post("/takedowns", status_code=201, tags=["takedowns"], summary="File a takedown request (anyone)")
-async def file_takedown(request: Request, registry: RegistryDep) -> JSONResponse:
+async def file_takedown(request: Request, registry: RegistryDep, settings: SettingsDep) -> JSONResponse:
     body = await _json_body(request, TakedownIn)
     record = await run_in_threadpool(
         Takedowns(registry).file,
@@ -69,7 +69,7 @@ async def file_takedown(request: Request, registry: RegistryDep) -> JSONResponse
         good_faith=body.good_faith,
         client=client_address(request),
     )
-    status_url = str(request.url_for("takedown_status", request_id=record.id))
+    status_url = public_link(settings.public_url, f"/api/v1/takedowns/{record.id}")
     return JSONResponse({**record.to_public_json(), "status_url": status_url}, status_code=201)
 
 

@@ -60,7 +60,6 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-_UNSAFE_CSP_PATHS = ("/api/docs",)  # FastAPI's Swagger page loads its own inline script
 
 
 class _HtmlErrorRoute(APIRoute):
@@ -274,7 +273,7 @@ class SecurityHeadersMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or str(scope.get("path", "")).startswith(_UNSAFE_CSP_PATHS):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
