@@ -151,3 +151,23 @@ def test_a_malformed_bundle_is_bad_input_as_the_docs_say(web: WebSite, body: byt
         headers={"authorization": f"Bearer {web.publisher.secret}"},
     )
     assert answer.status_code == 400 and json.loads(answer.text)["error"]["code"] == "bad_input"
+
+
+def test_a_405_names_every_method_the_path_has(web: WebSite) -> None:
+    answer = web.client.delete(f"/api/v1/blobs/sha256/{'0' * 64}")
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "GET, HEAD, PUT"
+
+
+def test_the_openapi_document_lists_the_errors_the_server_answers(web: WebSite) -> None:
+    paths = web.client.get("/api/openapi.json").json()["paths"]
+    upload = paths["/api/v1/blobs/sha256/{digest}"]["put"]
+    assert {"400", "401", "403", "408", "413", "422", "429", "451"} <= set(upload["responses"])
+    assert upload["security"] == [{"bearer": []}]
+    assert (
+        paths["/api/v1/blobs/sha256/{digest}"]["get"]["parameters"][0]["schema"]["pattern"]
+        == "^[0-9a-f]{64}$"
+    )
+    search = {p["name"]: p["schema"] for p in paths["/api/v1/adapters"]["get"]["parameters"]}
+    assert "sdxl" in search["family"]["enum"] and search["sort"]["enum"] == ["newest", "name"]
+    assert all("422" not in op["responses"] for op in paths["/api/v1/resolve"].values())

@@ -9,17 +9,18 @@ traceback and answered 500 ``internal_error`` without details, so nothing intern
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from lorareg.errors import LoraregError, RemoteError
 from lorareg.server.log_text import log_safe
 
 _log = logging.getLogger("lorareg.server")
+_HTTP_METHODS = frozenset({"get", "head", "post", "put", "patch", "delete", "options"})
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
@@ -58,16 +59,18 @@ async def _on_http_exception(request: Request, exc: StarletteHTTPException) -> J
     codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
     response = error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
     if exc.status_code == 405:  # RFC 9110: say which methods the resource has (every route of the path)
-        response.headers["Allow"] = ", ".join(_allowed_methods(request))
+        response.headers["Allow"] = ", ".join(_allowed_methods(request, exc))
     return response
 
 
-def _allowed_methods(request: Request) -> list[str]:
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match != Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
+def _allowed_methods(request: Request, exc: StarletteHTTPException) -> list[str]:
+    """Starlette's ``Allow`` names one route's methods; add those of every documented route of the path."""
+    listed = (exc.headers or {}).get("Allow", "")
+    methods = {m.strip().upper() for m in listed.split(",") if m.strip()}
+    for template, item in request.app.openapi().get("paths", {}).items():
+        pattern = "[^/]+".join(re.escape(part) for part in re.split(r"\{[^}]+\}", template))
+        if re.fullmatch(pattern, request.url.path):
+            methods |= {m.upper() for m in item if m in _HTTP_METHODS}
     return sorted(methods)
 
 

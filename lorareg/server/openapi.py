@@ -31,7 +31,8 @@ _NUMBER = r"(0|[1-9][0-9]{0,18})"
 _PRE_ID = r"(0|[1-9][0-9]{0,18}|[0-9]*[A-Za-z-][0-9A-Za-z-]*)"
 _BUILD_ID = r"[0-9A-Za-z-]+"
 SEMVER = rf"{_NUMBER}\.{_NUMBER}\.{_NUMBER}(-{_PRE_ID}(\.{_PRE_ID})*)?(\+{_BUILD_ID}(\.{_BUILD_ID})*)?"
-NAME = rf"{_SLUG}/{_SLUG}"
+# Names in a ``ref`` (where lengths cannot be a separate keyword): a bounded subset of valid names.
+NAME = r"[a-z0-9]{2,12}(-[a-z0-9]{1,12}){0,2}/[a-z0-9]{1,20}(-[a-z0-9]{1,20}){0,2}"
 HEX_REF = r"[0-9a-fA-F]{8}|[0-9a-fA-F]{10}|[0-9a-fA-F]{12,64}"
 
 PARAMETERS: dict[str, dict[str, Any]] = {
@@ -44,7 +45,7 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "adapter": {"type": "string", "pattern": f"^{_SLUG}$", "minLength": 1, "maxLength": MAX_ADAPTER_CHARS},
     "version": {"type": "string", "pattern": f"^{SEMVER}$", "maxLength": MAX_VERSION_CHARS},
     "digest": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-    "request_id": {"type": "string", "pattern": "^td_[0-9a-f]{32}$"},
+    "request_id": {"type": "string", "pattern": "^td_[0-9a-f]{32}$"},  # in the path (a filter: any text)
     "ref": {"type": "string", "pattern": f"^({NAME}(@{SEMVER})?|{HEX_REF})$", "maxLength": 300},
     "family": {"type": "string", "enum": ["", *FAMILIES]},
     "consent_subject": {"type": "string", "enum": ["", *CONSENT_SUBJECTS]},
@@ -89,7 +90,26 @@ DECISION_BODY: dict[str, Any] = {
         "all_versions": {"type": "boolean"},
     },
 }
+BUNDLE_BODY: dict[str, Any] = {
+    "type": "object",
+    "description": "the Sigstore bundle 'lorareg sign' writes (checked against the stored blob)",
+    "required": ["mediaType", "verificationMaterial", "dsseEnvelope"],
+    "properties": {
+        "mediaType": {"type": "string"},
+        "verificationMaterial": {"type": "object"},
+        "dsseEnvelope": {
+            "type": "object",
+            "required": ["payload", "payloadType", "signatures"],
+            "properties": {
+                "payload": {"type": "string"},
+                "payloadType": {"type": "string"},
+                "signatures": {"type": "array", "minItems": 1, "items": {"type": "object"}},
+            },
+        },
+    },
+}
 JSON_BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("post", "/api/v1/adapters/{namespace}/{adapter}/versions"): BUNDLE_BODY,
     ("post", "/api/v1/takedowns"): TAKEDOWN_BODY,
     ("post", "/api/v1/takedowns/{request_id}/decision"): DECISION_BODY,
 }
@@ -163,7 +183,6 @@ SECURED: frozenset[tuple[str, str]] = frozenset(
 # Raw (non-JSON) bodies and answers, by (method, path): media type.
 RAW_BODIES: dict[tuple[str, str], str] = {
     ("put", "/api/v1/blobs/sha256/{digest}"): "application/octet-stream",
-    ("post", "/api/v1/adapters/{namespace}/{adapter}/versions"): "application/json",
     ("post", "/api/v1/adapters/{namespace}/{adapter}/versions/{version}/previews"): "image/png",
 }
 RAW_ANSWERS: dict[tuple[str, str], dict[str, str]] = {
@@ -244,8 +263,12 @@ def _error_answer(status: str) -> dict[str, Any]:
 def _constrain(parameter: dict[str, Any], path: str) -> None:
     name = parameter.get("name", "")
     rule = _STATUS_FILTER if name == "status" and path == "/api/v1/takedowns" else PARAMETERS.get(name)
+    if name == "request_id" and parameter.get("in") != "path":
+        rule = None
     schema = parameter.get("schema", {})
     if rule is not None:
         parameter["schema"] = dict(rule)
+    elif "enum" in schema or "pattern" in schema:
+        return
     elif schema.get("type") == "string" or {"type": "string"} in schema.get("anyOf", []):
         parameter["schema"] = {"type": "string", "pattern": _NO_NUL}

@@ -139,6 +139,7 @@ async def add_preview(
     summary="The preview images of a version",
 )
 def list_previews(namespace: str, adapter: str, version: str, registry: RegistryDep) -> dict[str, Any]:
+    registry.get_version(f"{namespace}/{adapter}", version)  # 404 for a version that does not exist
     items = Previews(registry).for_version(f"{namespace}/{adapter}", version)
     return {"items": [p.to_json() for p in items]}
 
