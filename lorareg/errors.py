@@ -10,6 +10,7 @@ the boundary with ``raise ... from e``; programming errors stay builtins and cra
     LoraregError                      exit  HTTP
     ├── InputError (ValueError)          2   400  bad file, manifest, request, config
     │   ├── PayloadTooLargeError         2   413  body or file over a size cap
+    │   ├── BodyTimeoutError             2   408  a request body stopped arriving (server side)
     │   └── UnprocessableError           2   422  well-formed but contradicts itself (digest, facts)
     ├── VerificationError                1   422  signature, trust, digest, revocation, policy; has .reasons
     │                                                (and .signers, .manifest when the signature verified)
@@ -58,6 +59,13 @@ class PayloadTooLargeError(InputError):
 
     http_status = 413
     code = "too_large"
+
+
+class BodyTimeoutError(InputError):
+    """A request body made no progress for longer than the server waits (a stalled or trickled upload)."""
+
+    http_status = 408
+    code = "body_timeout"
 
 
 class UnprocessableError(InputError):

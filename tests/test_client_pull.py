@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -235,8 +236,9 @@ def test_pull_by_hash_and_copy_out(published, tmp_path: Path) -> None:
 
 
 def test_twenty_concurrent_publishes_and_fifty_concurrent_pulls_all_verify(
-    live_server: LiveServer, tmp_path: Path
+    live_server_factory: Callable[..., LiveServer], tmp_path: Path
 ) -> None:
+    live_server = live_server_factory(max_uploads_per_token=20)  # one token, twenty uploads at once
     token = live_server.add_publisher("acme")
     adapters = [live_server.adapter(f"acme/load-{i}", "1.0.0", family="sd1") for i in range(20)]
 

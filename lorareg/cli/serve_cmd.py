@@ -64,7 +64,12 @@ def serve(
     sys.stdout.flush()
     _configure_logging()
     uvicorn.run(
-        create_app(settings, registry=registry), host=host, port=port, access_log=False, log_level="info"
+        create_app(settings, registry=registry),
+        host=host,
+        port=port,
+        access_log=False,
+        log_level="info",
+        proxy_headers=False,  # the app honours forwarded headers itself, from LORAREG_TRUSTED_PROXIES only
     )
 
 

@@ -22,7 +22,14 @@ from lorareg.registry.records import (
     VersionSummary,
 )
 from lorareg.registry.service import Registry, default_database_url, open_registry
-from lorareg.registry.takedown import DECISIONS, GOOD_FAITH_STATEMENT, REASONS, STATUSES, Takedowns
+from lorareg.registry.takedown import (
+    DECISIONS,
+    GOOD_FAITH_STATEMENT,
+    REASONS,
+    STATUSES,
+    TAKEDOWN_LIMITS,
+    Takedowns,
+)
 
 __all__ = [
     "DECISIONS",
@@ -32,6 +39,7 @@ __all__ = [
     "MAX_PREVIEW_UPLOAD_BYTES",
     "REASONS",
     "STATUSES",
+    "TAKEDOWN_LIMITS",
     "BlobRecord",
     "PreviewRecord",
     "Previews",

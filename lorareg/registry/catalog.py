@@ -135,6 +135,11 @@ def resolve_ref(session: Session, ref: str) -> Version:
     return _by_hash(session, ref.lower())
 
 
+def is_published(session: Session, sha256: str) -> bool:
+    """Whether any version (of any name, in any state) carries this digest."""
+    return session.exec(select(Version.id).where(col(Version.sha256) == sha256).limit(1)).first() is not None
+
+
 def revocation_reason(session: Session, sha256: str) -> str | None:
     row = session.get(Revocation, sha256)
     return None if row is None else row.reason

@@ -34,8 +34,9 @@ from lorareg.registry.service import Registry
 
 MAX_PREVIEWS_PER_VERSION = 8
 MAX_UPLOAD_BYTES = 16 * 2**20  # an encoded preview image over 16 MiB is refused unread
-MAX_PIXELS = 40_000_000  # decoded pixels (e.g. 8000 x 5000); also Pillow's MAX_IMAGE_PIXELS
-MAX_SIDE_PX = 12_000  # longest side accepted
+MAX_PIXELS = 4096 * 4096  # decoded pixels, read from the header before any decoding (a 6000x6000 PNG
+# took 4 s and 600 MB to decode only to be scaled to 2048 px); also Pillow's MAX_IMAGE_PIXELS
+MAX_SIDE_PX = 8192  # longest side accepted
 STORED_SIDE_PX = 2048  # larger images are scaled down to this longest side when stored
 THUMB_SIDE_PX = 512  # thumbnails fit in this square
 JPEG_QUALITY = 90
@@ -143,6 +144,7 @@ class Previews:
         record = self.registry.get_version(name, version)
         if record.status == "revoked":
             raise GoneError(f"{record.name}@{record.version} was revoked; it takes no previews")
+        self._check_room(name, version)  # a refused 9th image is neither decoded nor stored
         clean = clean_image(data)
         sha256, thumb_sha256 = self._store(clean.data), self._store(clean.thumb)
         try:
@@ -207,6 +209,17 @@ class Previews:
             raise GoneError(f"{row.name}@{row.version} was revoked: {version.revocation_reason}")
         media_type = row.media_type if row.sha256 == sha256 else row.thumb_media_type
         return media_type, self.registry.store.open_range(sha256, 0, None)
+
+    def _check_room(self, name: str, version: str) -> None:
+        """ConflictError when the version has its maximum of previews (checked again with the row)."""
+        with self.registry.db.read() as session:
+            count = session.execute(
+                sa.select(sa.func.count()).select_from(Preview).where(*_of(name, version))
+            ).scalar_one()
+        if count >= MAX_PREVIEWS_PER_VERSION:
+            raise ConflictError(
+                f"{name}@{version} has {count} previews already; the limit is {MAX_PREVIEWS_PER_VERSION}"
+            )
 
     def _store(self, data: bytes) -> str:
         """Put bytes into the BlobStore under their SHA-256 (idempotent) and return the digest."""

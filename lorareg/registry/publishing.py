@@ -124,11 +124,12 @@ def signed_digest(bundle_bytes: bytes) -> tuple[str, str]:
     """``(algorithm, digest)`` of the file a bundle claims to sign, read before verification.
 
     Only used to find the blob to verify against; everything is checked against that blob afterwards.
+    A bundle that does not parse is bad input (400, as ``docs/api.md`` says), not an unprocessable one.
     """
     try:
         statement = parse_statement(Bundle.from_bytes(bundle_bytes).envelope.payload)
     except (InputError, VerificationError) as e:
-        raise UnprocessableError(f"signature file is malformed: {e}") from e
+        raise InputError(f"signature file is malformed: {e}") from e
     return statement.resource_algorithm, statement.resource_digest
 
 

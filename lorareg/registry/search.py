@@ -21,7 +21,7 @@ import binascii
 import json
 import re
 import unicodedata
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,6 +36,7 @@ from lorareg.registry.records import MAX_PAGE_LIMIT, SearchQuery
 MAX_QUERY_WORDS = 16  # words of free text used; the rest is ignored
 MAX_WORD_CHARS = 100  # longer words are cut, in documents and queries alike (PostgreSQL caps a lexeme)
 MAX_CURSOR_CHARS = 1024  # a cursor longer than this was not made by us
+MAX_CURSOR_ID = 2**31 - 1  # versions.id is a 32-bit INTEGER on PostgreSQL
 # Above this many versions by one creator, SQLite walks the sort order's index instead of sorting the matches
 # (see _creator_match); sorting costs ~3 us per match (wide rows), walking ~0.1 us per version passed over.
 SQLITE_CREATOR_SORT_MAX_ROWS = 500
@@ -117,18 +118,32 @@ def decode_cursor(cursor: str, *, sort: str) -> list[Any]:
             raise ValueError("too long")
         key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         expected_len = 3 if sort == "newest" else 4
-        if (
-            not isinstance(key, list)
-            or len(key) != expected_len
-            or key[0] != sort
-            or not isinstance(key[-1], int)
-        ):
+        if not isinstance(key, list) or len(key) != expected_len or key[0] != sort:
             raise ValueError("wrong shape")
-        return key[1:]
-    except (ValueError, binascii.Error, UnicodeDecodeError) as e:
+        return _checked_key(sort, key[1:])
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError) as e:
         raise InputError(
             f"bad cursor for sort {sort!r}: pass next_cursor from the previous page unchanged"
         ) from e
+
+
+def _checked_key(sort: str, key: list[Any]) -> list[Any]:
+    """The cursor key with every part of the type and range its column holds (ValueError otherwise).
+
+    A cursor is opaque but comes back from the client, so a forged one must not reach the database with a
+    dict, a NUL or an id past the 32-bit column (PostgreSQL and SQLite raise, which would answer 500).
+    """
+    *texts, last_id = key
+    if isinstance(last_id, bool) or not isinstance(last_id, int) or not 0 <= last_id <= MAX_CURSOR_ID:
+        raise ValueError("cursor id out of range")
+    if not all(isinstance(t, str) and "\x00" not in t for t in texts):
+        raise ValueError("cursor text of the wrong type")
+    if sort == "newest":
+        published = datetime.fromisoformat(texts[0])
+        if published.tzinfo is None:
+            published = published.replace(tzinfo=UTC)
+        return [published.astimezone(UTC), last_id]
+    return [*texts, last_id]
 
 
 def _filters(session: Session, query: SearchQuery) -> list[ColumnElement[bool]]:
@@ -198,7 +213,7 @@ def _after_cursor(sort: str, key: list[Any]) -> ColumnElement[bool]:
     """Rows after the cursor's key; the leading ``>=``/``<=`` on the first sort column gives every engine an
     index range to start from (an OR of three cases alone made SQLite scan: 200 ms at 10^5 versions)."""
     if sort == "newest":
-        published, last_id = datetime.fromisoformat(key[0]), key[1]
+        published, last_id = key
         return sa.and_(
             col(Version.published_at) <= published,
             sa.or_(col(Version.published_at) < published, col(Version.id) < last_id),

@@ -173,7 +173,7 @@ class Registry:
             self.store, expected_sha256, _crash_mid_upload(chunks), max_bytes=max_bytes
         )
         crash_point("after-blob-commit")
-        return self._record_blob(uploaded), True
+        return self._record_blob(uploaded, uploader=principal.token_id), True
 
     def publish(self, name: str, bundle_bytes: bytes, *, principal: Principal) -> VersionRecord:
         """Accept a signed bundle for ``name`` (``namespace/adapter``) whose blob was uploaded before.
@@ -266,7 +266,7 @@ class Registry:
             return catalog.version_counts(session, names)
 
     def get_blob(self, sha256: str) -> BlobRecord:
-        """The blob row for a digest (the server checks :meth:`is_revoked` before streaming it).
+        """The blob row for a digest, published or not (the service's own view; see :meth:`readable_blob`).
 
         Raises:
             InputError: not 64 lower-case hex.
@@ -293,6 +293,26 @@ class Registry:
         """A presigned store URL for a stored blob when the store is S3, else None (the caller authorised)."""
         presign = getattr(self.store, "presigned_url", None)
         return presign(sha256, expires_s=expires_s) if presign is not None else None
+
+    def readable_blob(self, sha256: str, *, reader: Principal | None) -> BlobRecord:
+        """The blob row for a digest that ``reader`` may download (the server checks :meth:`is_revoked`).
+
+        A blob is public once a version publishes it; before that only the token that uploaded it may
+        read it, so an upload is not a way to hand out files the registry never vetted.
+
+        Raises:
+            InputError: not 64 lower-case hex.
+            NotFoundError: not stored, or not published and ``reader`` is not its uploader.
+        """
+        check_sha256(sha256)
+        with self.db.read() as session:
+            row = session.get(Blob, sha256)
+            if row is None or not (
+                catalog.is_published(session, sha256)
+                or (reader is not None and row.uploaded_by == reader.token_id)
+            ):
+                raise NotFoundError(f"blob sha256:{sha256} is not stored")
+            return catalog.blob_record(row)
 
     def is_revoked(self, sha256: str) -> str | None:
         """The public revocation reason if the digest was revoked, else None (the server answers 451)."""
@@ -349,6 +369,29 @@ class Registry:
             return [catalog.version_record(session, r) for r in rows]
 
         return self._retrying(run)
+
+    def revoke_within(
+        self, session: Session, target: str, *, reason: str, principal: Principal, now: datetime
+    ) -> None:
+        """:meth:`revoke` inside the caller's write transaction (see :meth:`write_retrying`).
+
+        A takedown decision uses it so that the verdict, the revocation, the log leaf and the audit entry
+        commit together or not at all, whatever a concurrent reviewer does meanwhile.
+        """
+        principal.require("review")
+        revoking.revoke(
+            session,
+            target,
+            reason=reason,
+            actor=principal.token_id,
+            key=self.key,
+            now=now,
+            validity=self._validity,
+        )
+
+    def write_retrying(self, work: Callable[[Session, datetime], _T]) -> _T:
+        """Run ``work(session, now)`` in one write transaction, retried when the log index was taken."""
+        return self._retrying(work)
 
     def revocation_list(self, *, now: datetime | None = None) -> bytes:
         """The current signed revocation list (DSSE envelope JSON bytes).
@@ -474,7 +517,7 @@ class Registry:
         return GarbageReport(temporary, unpublished, orphans, spared)
 
     # -- internals ------------------------------------------------------------------------------------
-    def _record_blob(self, uploaded: publishing.UploadedBlob) -> BlobRecord:
+    def _record_blob(self, uploaded: publishing.UploadedBlob, *, uploader: str) -> BlobRecord:
         """Write the blob row after the blob is committed; a concurrent upload's row is as good as ours."""
         h = uploaded.hashes
         row = Blob(
@@ -486,6 +529,7 @@ class Registry:
             crc32=h.crc32,
             blake3=h.blake3,
             uploaded_at=utcnow(),
+            uploaded_by=uploader,
         )
         try:
             with self.db.write() as session:

@@ -30,7 +30,7 @@ from sqlmodel import Session, col, select
 
 from lorareg.errors import ConflictError, InputError, NotFoundError, RateLimitedError
 from lorareg.registry.auth import Principal
-from lorareg.registry.db import RateLimitHit, TakedownEvent, TakedownRequest, utcnow
+from lorareg.registry.db import RateLimitHit, TakedownEvent, TakedownRequest, Version, utcnow
 from lorareg.registry.service import Registry
 
 REASONS: dict[str, str] = {
@@ -51,6 +51,12 @@ MAX_CLAIMANT_CHARS = 200
 MAX_CONTACT_CHARS = 320  # the longest valid e-mail address
 MAX_DETAILS_CHARS = 10_000
 MAX_DECISION_REASON_CHARS = 2_000
+TAKEDOWN_LIMITS = {  # field -> most characters, for the API's schema
+    "claimant": MAX_CLAIMANT_CHARS,
+    "contact": MAX_CONTACT_CHARS,
+    "details": MAX_DETAILS_CHARS,
+    "reason": MAX_DECISION_REASON_CHARS,
+}
 MAX_LIST = 500  # requests or events returned by one listing
 TRACKING_ID_PREFIX = "td_"
 TRACKING_ID_BYTES = 16  # 128 random bits: the id is the only key to a status page
@@ -249,12 +255,25 @@ class Takedowns:
         if decision not in DECISIONS:
             raise InputError(f"unknown decision {decision!r}; expected one of {', '.join(DECISIONS)}")
         reason = _bounded(reason, "reason", MAX_DECISION_REASON_CHARS)
-        current = self.get(request_id)
-        if not current.is_open:
-            raise ConflictError(f"takedown {request_id} was already {current.status}; decisions are final")
-        if decision == "uphold":
-            self._revoke(current, reason=reason, principal=principal, all_versions=all_versions)
-        record = self._record_decision(current, decision, reason, principal, all_versions=all_versions)
+        check_tracking_id(request_id)
+
+        def run(session: Session, now: datetime) -> TakedownRecord:
+            row = _find_locked(session, request_id, self.registry.db.dialect)
+            if row.status not in OPEN_STATUSES:  # decided before, or by a reviewer racing this one
+                raise ConflictError(f"takedown {row.id} was already {row.status}; decisions are final")
+            upheld = decision == "uphold"
+            if upheld:
+                self._revoke(
+                    session, row, reason=reason, principal=principal, all_versions=all_versions, now=now
+                )
+            row.status, row.public_reason, row.updated = DECISIONS[decision], reason, now
+            row.all_versions = all_versions and upheld
+            session.add(row)
+            note = reason + (" (all versions)" if row.all_versions else "")
+            _append(session, row.id, decision, _actor(principal), note, now)
+            return _record(row)
+
+        record = self.registry.write_retrying(run)
         if decision == "uphold":  # re-packaged copies published before the takedown: queued, not revoked
             from lorareg.registry.takedown_queue import queue_near_duplicates
 
@@ -265,31 +284,23 @@ class Takedowns:
 
     # -- internals ------------------------------------------------------------------------------------
     def _revoke(
-        self, request: TakedownRecord, *, reason: str, principal: Principal, all_versions: bool
+        self,
+        session: Session,
+        request: TakedownRequest,
+        *,
+        reason: str,
+        principal: Principal,
+        all_versions: bool,
+        now: datetime,
     ) -> None:
-        """Revoke the version's digest, or every version's; idempotent, so a retried decision is safe."""
-        public = f"upheld takedown {request.id} ({request.reason_label}): {reason}"
+        """Revoke the version's digest, or every version's, in the decision's own transaction."""
+        public = f"upheld takedown {request.id} ({REASONS.get(request.reason, request.reason)}): {reason}"
         digests = [request.sha256]
         if all_versions:
-            adapter = self.registry.get_adapter(request.name)
-            digests += [v.sha256 for v in adapter.versions if v.sha256 != request.sha256]
+            query = select(Version.sha256).where(col(Version.name) == request.name).order_by(col(Version.id))
+            digests += list(session.exec(query).all())
         for sha256 in dict.fromkeys(digests):
-            self.registry.revoke(sha256, reason=public, principal=principal)
-
-    def _record_decision(
-        self, current: TakedownRecord, decision: str, reason: str, principal: Principal, *, all_versions: bool
-    ) -> TakedownRecord:
-        now = utcnow()
-        with self.registry.db.write() as session:
-            row = _find(session, current.id)
-            if row.status not in OPEN_STATUSES:  # a second reviewer decided meanwhile
-                raise ConflictError(f"takedown {row.id} was already {row.status}; decisions are final")
-            row.status, row.public_reason, row.updated = DECISIONS[decision], reason, now
-            row.all_versions = all_versions and decision == "uphold"
-            session.add(row)
-            note = reason + (" (all versions)" if row.all_versions else "")
-            _append(session, row.id, decision, _actor(principal), note, now)
-            return _record(row)
+            self.registry.revoke_within(session, sha256, reason=public, principal=principal, now=now)
 
     def _count_hit(self, session: Session, client: str, *, now: datetime) -> None:
         """Refuse the client's request past the limit; otherwise count it. Prunes its expired hits."""
@@ -346,6 +357,21 @@ def _bounded(value: str, what: str, limit: int) -> str:
     if len(text) > limit:
         raise InputError(f"{what} has {len(text)} characters; the limit is {limit}")
     return text
+
+
+def _find_locked(session: Session, request_id: str, dialect: str) -> TakedownRequest:
+    """The request row, locked against a concurrent decision until this transaction ends.
+
+    PostgreSQL takes a row lock (a racing decider waits, then re-reads the committed status); SQLite's
+    ``BEGIN IMMEDIATE`` write transaction already serialises every writer.
+    """
+    query = select(TakedownRequest).where(col(TakedownRequest.id) == request_id)
+    if dialect == "postgresql":
+        query = query.with_for_update()
+    row = session.exec(query).first()
+    if row is None:
+        raise NotFoundError("no takedown request has that tracking id")
+    return row
 
 
 def _find(session: Session, request_id: str) -> TakedownRequest:

@@ -4,7 +4,8 @@ Nothing is built at import time, so tests and replicas make as many independent 
 router is wired here by name (the JSON API of ``server/api/`` and the pages of ``server/web/``): a missing
 feature is an import error at start-up, never a silently absent route. Every request
 gets one access-log line (logger ``lorareg.access``): method, path without the query string (a query might
-carry a secret), status, duration and bytes in/out. This module holds no route logic.
+carry a secret), status (500 for a crash), duration and bytes in/out; control characters are escaped
+(``log_text.log_safe``) so a path cannot forge a second line. This module holds no route logic.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from lorareg import __version__
 from lorareg.errors import InputError
@@ -24,6 +26,11 @@ from lorareg.server.api import similar as similar_api
 from lorareg.server.api import takedowns as takedowns_api
 from lorareg.server.config import Settings
 from lorareg.server.errors import install_error_handlers
+from lorareg.server.guard import InputGuardMiddleware
+from lorareg.server.log_text import log_safe
+from lorareg.server.openapi import install_openapi
+from lorareg.server.upload_limits import UploadSlots
+from lorareg.server.web import api_docs
 from lorareg.server.web import routes as web_routes
 
 access_log = logging.getLogger("lorareg.access")
@@ -35,21 +42,29 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
         title="lorareg",
         version=__version__,
         summary="Registry and provenance for LoRA adapters: signed manifests, verified pulls.",
-        docs_url="/api/docs",
+        docs_url=None,  # /api/docs is web/api_docs.py: a script-free page with the security headers
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
     app.state.settings = settings
     app.state.registry = registry if registry is not None else open_registry_for(settings)
     _check_offload(settings, app.state.registry)
+    app.state.upload_slots = UploadSlots(
+        total=settings.max_concurrent_uploads, per_token=settings.max_uploads_per_token
+    )
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(adapters_api.router)
     app.include_router(takedowns_api.router)
     app.include_router(similar_api.router)
     app.include_router(web_routes.router)
+    app.include_router(api_docs.router)
+    app.add_middleware(InputGuardMiddleware)  # innermost: before routing, inside the headers and the log
     for middleware in web_routes.MIDDLEWARE:  # the web UI's security headers (CSP)
         app.add_middleware(middleware)
     app.add_middleware(AccessLogMiddleware)
+    if settings.trusted_proxies:  # outermost: the client address is settled before anything reads it
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
     return app
 
 
@@ -108,11 +123,14 @@ class AccessLogMiddleware:
 
         try:
             await self.app(scope, counting_receive, counting_send)
+        except Exception:
+            state["status"] = state["status"] or 500  # a crash: the error middleware outside answers 500
+            raise
         finally:
             access_log.info(
                 "%s %s %d %.1fms in=%d out=%d",
-                scope["method"],
-                scope["path"],
+                log_safe(scope["method"]),
+                log_safe(scope["path"]),
                 state["status"],
                 (time.perf_counter() - started) * 1000,
                 state["in"],

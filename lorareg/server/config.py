@@ -7,6 +7,7 @@ environment. This module deliberately holds no defaults for secrets: tokens live
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -24,6 +25,9 @@ DEFAULT_NEAR_DUPLICATE_THRESHOLD = 0.9  # weight similarity at which a copy of a
 BLOB_OFFLOAD_MODES = ("none", "x-accel", "x-sendfile", "s3-redirect")
 PRESIGNED_URL_TTL_S = 300  # an S3 redirect is good for 5 minutes; a resumed pull asks again
 DEFAULT_X_ACCEL_PREFIX = "/_lorareg_blobs/"  # nginx's internal location that aliases DATA/blobs/
+DEFAULT_BODY_TIMEOUT_S = 30  # a request body that sends nothing for this long is answered 408
+DEFAULT_MAX_CONCURRENT_UPLOADS = 32  # uploads in progress per process (their own worker threads)
+DEFAULT_MAX_UPLOADS_PER_TOKEN = 8  # uploads in progress per token
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,10 @@ class Settings:
     near_duplicate_threshold: float = DEFAULT_NEAR_DUPLICATE_THRESHOLD  # docs/fingerprints.md
     blob_offload: str = "none"  # one of BLOB_OFFLOAD_MODES (docs/deployment.md)
     x_accel_prefix: str = DEFAULT_X_ACCEL_PREFIX
+    trusted_proxies: tuple[str, ...] = ()  # addresses/CIDRs whose X-Forwarded-For/-Proto are believed
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S  # longest wait for the next piece of a request body
+    max_concurrent_uploads: int = DEFAULT_MAX_CONCURRENT_UPLOADS  # the next upload gets 429
+    max_uploads_per_token: int = DEFAULT_MAX_UPLOADS_PER_TOKEN  # the token's next upload gets 429
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with the given non-``None`` fields replaced (explicit CLI flags win)."""
@@ -79,6 +87,14 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         ),
         blob_offload=_choice(source, "LORAREG_BLOB_OFFLOAD", BLOB_OFFLOAD_MODES),
         x_accel_prefix=_location(source, "LORAREG_X_ACCEL_PREFIX", DEFAULT_X_ACCEL_PREFIX),
+        trusted_proxies=_networks(source, "LORAREG_TRUSTED_PROXIES"),
+        body_timeout_s=_positive_int(source, "LORAREG_BODY_TIMEOUT_S", DEFAULT_BODY_TIMEOUT_S),
+        max_concurrent_uploads=_positive_int(
+            source, "LORAREG_MAX_CONCURRENT_UPLOADS", DEFAULT_MAX_CONCURRENT_UPLOADS
+        ),
+        max_uploads_per_token=_positive_int(
+            source, "LORAREG_MAX_UPLOADS_PER_TOKEN", DEFAULT_MAX_UPLOADS_PER_TOKEN
+        ),
     )
 
 
@@ -109,6 +125,21 @@ def _location(source: Mapping[str, str], name: str, default: str) -> str:
     return raw
 
 
+def _networks(source: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of IP addresses or CIDR networks (default: none, so no header is trusted).
+
+    ``*`` is refused: trusting every peer's ``X-Forwarded-For`` lets anyone pick their address (and
+    dodge the takedown rate limit); name the proxies instead.
+    """
+    items = tuple(part.strip() for part in (source.get(name) or "").split(",") if part.strip())
+    for item in items:
+        try:
+            ipaddress.ip_network(item)  # strict, as uvicorn reads it: host bits of a CIDR must be zero
+        except ValueError as e:
+            raise InputError(f"{name} takes IP addresses or CIDR networks (a,b,…); got {item[:80]!r}") from e
+    return items
+
+
 def _seconds(source: Mapping[str, str], name: str, default: int) -> int:
     raw = source.get(name)
     if not raw:
@@ -125,7 +156,7 @@ def _positive_int(source: Mapping[str, str], name: str, default: int) -> int:
     try:
         value = int(raw)
     except ValueError as e:
-        raise InputError(f"{name} must be a positive integer of bytes; got {raw!r}") from e
+        raise InputError(f"{name} must be a positive integer; got {raw!r}") from e
     if value <= 0:
-        raise InputError(f"{name} must be a positive integer of bytes; got {value}")
+        raise InputError(f"{name} must be a positive integer; got {value}")
     return value

@@ -60,6 +60,12 @@ def require_principal(request: Request, registry: Annotated[Registry, Depends(ge
     return registry.authenticate(secret)
 
 
+def optional_principal(request: Request, registry: Registry) -> Principal | None:
+    """The caller when it sent a token (a public route that shows more to its owner), else None."""
+    secret = bearer_token(request)
+    return None if secret is None else registry.authenticate(secret)
+
+
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 PrincipalDep = Annotated[Principal, Depends(require_principal)]

@@ -11,6 +11,7 @@ without details, so nothing internal leaks to a client.
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,8 +19,10 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lorareg.errors import LoraregError, RemoteError
+from lorareg.server.log_text import log_safe
 
 _log = logging.getLogger("lorareg.server")
+_HTTP_METHODS = frozenset({"get", "head", "post", "put", "patch", "delete", "options"})
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
@@ -40,7 +43,9 @@ async def _on_lorareg_error(request: Request, exc: LoraregError) -> JSONResponse
     if isinstance(exc, RemoteError):  # a server-side RemoteError is an upstream (e.g. S3) failure
         status = 502
     if status >= 500:
-        _log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
+        _log.error(
+            "%s %s failed: %s", log_safe(request.method), log_safe(request.url.path), log_safe(exc.message)
+        )
     return error_response(status, exc.code, exc.message)
 
 
@@ -58,7 +63,21 @@ async def _on_http_exception(request: Request, exc: StarletteHTTPException) -> R
 
         return error_page(request, exc.status_code, str(exc.detail))
     codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
-    return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+    response = error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+    if exc.status_code == 405:  # RFC 9110: say which methods the resource has (every route of the path)
+        response.headers["Allow"] = ", ".join(_allowed_methods(request, exc))
+    return response
+
+
+def _allowed_methods(request: Request, exc: StarletteHTTPException) -> list[str]:
+    """Starlette's ``Allow`` names one route's methods; add those of every documented route of the path."""
+    listed = (exc.headers or {}).get("Allow", "")
+    methods = {m.strip().upper() for m in listed.split(",") if m.strip()}
+    for template, item in request.app.openapi().get("paths", {}).items():
+        pattern = "[^/]+".join(re.escape(part) for part in re.split(r"\{[^}]+\}", template))
+        if re.fullmatch(pattern, request.url.path):
+            methods |= {m.upper() for m in item if m in _HTTP_METHODS}
+    return sorted(methods)
 
 
 def _wants_html(request: Request) -> bool:
@@ -68,5 +87,5 @@ def _wants_html(request: Request) -> bool:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    _log.exception("%s %s crashed", request.method, request.url.path, exc_info=exc)
+    _log.exception("%s %s crashed", log_safe(request.method), log_safe(request.url.path), exc_info=exc)
     return error_response(500, "internal_error", "internal server error; see the server log")

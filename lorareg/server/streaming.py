@@ -5,7 +5,9 @@ chunks of ``chunk_bytes``, refusing with 413 as soon as ``Content-Length`` or th
 cap. :func:`run_with_body` hands those chunks to a *synchronous* consumer (the registry service, which
 writes and hashes on disk) running in a worker thread, so disk I/O and hashing never block the event loop
 and the service needs no async code. A client that hangs up mid-body surfaces as :class:`InputError` inside
-the consumer's iterator, so the service's own abort path runs.
+the consumer's iterator, so the service's own abort path runs. A body that stops arriving for the app's
+``body_timeout_s`` ends in 408 the same way; ``run_with_body`` takes the uploads' own thread limiter
+(``upload_limits.py``) so stalled uploads never hold the threads that other routes run on.
 
 Downloads: :func:`parse_range` interprets a single-range ``Range`` header (RFC 9110 §14). It deliberately
 does not support multi-range requests (answered with the whole body, as the RFC allows), and it does not
@@ -24,11 +26,13 @@ import anyio.from_thread
 import anyio.to_thread
 from starlette.requests import ClientDisconnect, Request
 
-from lorareg.errors import InputError, PayloadTooLargeError
+from lorareg.errors import BodyTimeoutError, InputError, PayloadTooLargeError
+from lorareg.server.config import DEFAULT_BODY_TIMEOUT_S
 
 T = TypeVar("T")
 
-_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$", re.ASCII)
+_MAX_POSITION_DIGITS = 18  # 10^18 bytes is past any blob; longer numbers are never converted
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,15 +74,22 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     if not first and not last:
         return None
     if not first:  # suffix range: the last N bytes
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0:
             raise RangeNotSatisfiable(header)
         return ByteRange(max(0, size - suffix), size) if suffix < size else None
-    start = int(first)
-    end = size if not last else min(int(last) + 1, size)
-    if start >= size or end <= start:
+    start = _position(first)
+    if last and _position(last) < start:
+        return None  # RFC 9110 §14.1.1: last < first is invalid syntax, so the Range is ignored (200)
+    end = size if not last else min(_position(last) + 1, size)
+    if start >= size:
         raise RangeNotSatisfiable(header)
     return None if (start == 0 and end == size) else ByteRange(start, end)
+
+
+def _position(digits: str) -> int:
+    """A byte position; one of more digits than any blob size needs reads as "past any end" (no huge int)."""
+    return int(digits) if len(digits) <= _MAX_POSITION_DIGITS else 10**_MAX_POSITION_DIGITS
 
 
 def check_content_length(request: Request, *, cap: int) -> None:
@@ -94,13 +105,31 @@ def check_content_length(request: Request, *, cap: int) -> None:
         raise PayloadTooLargeError(f"body of {length} bytes exceeds the limit of {cap} bytes")
 
 
-async def capped_body(request: Request, *, cap: int, chunk_bytes: int) -> AsyncIterator[bytes]:
-    """Yield the request body in chunks of about ``chunk_bytes``; 413 once the count passes ``cap``."""
+async def capped_body(
+    request: Request, *, cap: int, chunk_bytes: int, timeout_s: float | None = None
+) -> AsyncIterator[bytes]:
+    """Yield the request body in chunks of about ``chunk_bytes``; 413 once the count passes ``cap``.
+
+    ``timeout_s`` (default: the app's ``body_timeout_s``) bounds the wait for each next piece: a client
+    that stalls or trickles slower than that gets 408, and whatever it held (an upload slot, a thread,
+    a pending blob) is released.
+    """
     check_content_length(request, cap=cap)
+    wait = body_timeout(request) if timeout_s is None else timeout_s
     buffer = bytearray()
     seen = 0
+    pieces = request.stream().__aiter__()
     try:
-        async for piece in request.stream():
+        while True:
+            try:
+                with anyio.fail_after(wait):
+                    piece = await pieces.__anext__()
+            except StopAsyncIteration:
+                break
+            except TimeoutError as e:
+                raise BodyTimeoutError(
+                    f"the request body stalled: nothing arrived for {wait:g} s after {seen} bytes"
+                ) from e
             seen += len(piece)
             if seen > cap:
                 raise PayloadTooLargeError(f"body exceeds the limit of {cap} bytes (read {seen} so far)")
@@ -115,12 +144,23 @@ async def capped_body(request: Request, *, cap: int, chunk_bytes: int) -> AsyncI
 
 
 async def read_capped(request: Request, *, cap: int) -> bytes:
-    """Read a small body whole (a signed bundle), refusing with 413 past ``cap`` bytes."""
+    """Read a small body whole (a signed bundle, a form), refusing with 413 past ``cap`` bytes."""
     parts = [chunk async for chunk in capped_body(request, cap=cap, chunk_bytes=cap)]
     return b"".join(parts)
 
 
-async def run_with_body(consume: Callable[[Iterator[bytes]], T], body: AsyncIterator[bytes]) -> T:
+def body_timeout(request: Request) -> float:
+    """The app's longest wait for the next piece of a body (``Settings.body_timeout_s``)."""
+    settings = getattr(request.app.state, "settings", None)
+    return float(getattr(settings, "body_timeout_s", DEFAULT_BODY_TIMEOUT_S))
+
+
+async def run_with_body(
+    consume: Callable[[Iterator[bytes]], T],
+    body: AsyncIterator[bytes],
+    *,
+    limiter: anyio.CapacityLimiter | None = None,
+) -> T:
     """Run ``consume(chunks)`` in a worker thread, feeding it ``body`` from the event loop.
 
     Each ``next()`` in the worker awaits one chunk on the loop, so at most one chunk is in flight and
@@ -139,7 +179,7 @@ async def run_with_body(consume: Callable[[Iterator[bytes]], T], body: AsyncIter
             yield chunk
 
     try:
-        return await anyio.to_thread.run_sync(consume, chunks())
+        return await anyio.to_thread.run_sync(consume, chunks(), limiter=limiter)
     finally:
         await _close(body)
 

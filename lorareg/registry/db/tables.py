@@ -106,6 +106,7 @@ class Blob(SQLModel, table=True):
     crc32: str = Field(max_length=8, index=True)
     blake3: str = Field(max_length=64, index=True)
     uploaded_at: datetime = dt_column(index=True)  # garbage collection finds old unpublished blobs by it
+    uploaded_by: str | None = Field(default=None, max_length=64)  # token id: the only reader until published
 
 
 class Adapter(SQLModel, table=True):

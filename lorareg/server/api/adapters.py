@@ -22,12 +22,15 @@ from lorareg.manifest.model import CONSENT_STATUSES, CONSENT_SUBJECTS
 from lorareg.registry import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, SearchQuery, VersionRecord
 from lorareg.server.api import blobs
 from lorareg.server.deps import PrincipalDep, RegistryDep, SettingsDep
+from lorareg.server.guard import MAX_DB_INT, public_link
 from lorareg.server.streaming import read_capped
+from lorareg.server.upload_limits import upload_slots
 
 router = APIRouter()
 v1 = APIRouter(prefix="/api/v1")
 
 DSSE_MEDIA_TYPE = "application/json"
+LogIndex = Annotated[int, Query(ge=0, le=MAX_DB_INT)]  # the log's idx column is a 32-bit INTEGER
 
 
 @router.get("/healthz", tags=["meta"], summary="Liveness: the process answers and the database is reachable")
@@ -92,7 +95,8 @@ async def publish(
     principal: PrincipalDep,
     settings: SettingsDep,
 ) -> JSONResponse:
-    bundle = await read_capped(request, cap=settings.max_bundle_bytes)
+    with upload_slots(request).claim(principal.token_id):
+        bundle = await read_capped(request, cap=settings.max_bundle_bytes)
     record = await run_in_threadpool(registry.publish, f"{namespace}/{adapter}", bundle, principal=principal)
     return JSONResponse(version_json(record, request, settings.public_url), status_code=201)
 
@@ -161,27 +165,32 @@ def log_head(registry: RegistryDep) -> Response:
 
 
 @v1.get("/log/inclusion", tags=["transparency"], summary="Inclusion proof of leaf index in tree_size")
-def log_inclusion(index: int, tree_size: int, registry: RegistryDep) -> dict[str, Any]:
+def log_inclusion(index: LogIndex, tree_size: LogIndex, registry: RegistryDep) -> dict[str, Any]:
     return registry.log_inclusion(index, tree_size).to_json()
 
 
 @v1.get("/log/consistency", tags=["transparency"], summary="Consistency proof between two tree sizes")
-def log_consistency(first: int, second: int, registry: RegistryDep) -> dict[str, Any]:
+def log_consistency(first: LogIndex, second: LogIndex, registry: RegistryDep) -> dict[str, Any]:
     return registry.log_consistency(first, second).to_json()
 
 
 @v1.get("/log/entries", tags=["transparency"], summary="Leaves start (inclusive) to end (exclusive)")
-def log_entries(start: int, end: int, registry: RegistryDep) -> dict[str, Any]:
+def log_entries(start: LogIndex, end: LogIndex, registry: RegistryDep) -> dict[str, Any]:
     return {"entries": [entry.to_json() for entry in registry.log_entries(start, end)]}
 
 
 def version_json(record: VersionRecord, request: Request, public_url: str | None) -> dict[str, Any]:
-    """A version's JSON with absolute ``blob_url`` and ``signature_url`` added."""
-    base = (public_url or str(request.base_url)).rstrip("/")
+    """A version's JSON with ``blob_url`` and ``signature_url`` added.
+
+    Absolute under ``LORAREG_PUBLIC_URL`` when it is set, else relative to the registry: never built from
+    the request's ``Host`` header, which the client chooses (a poisoned cache would point elsewhere).
+    """
     return {
         **record.to_json(),
-        "blob_url": f"{base}/api/v1/blobs/sha256/{record.sha256}",
-        "signature_url": f"{base}/api/v1/adapters/{record.name}/versions/{record.version}/signature",
+        "blob_url": public_link(public_url, f"/api/v1/blobs/sha256/{record.sha256}"),
+        "signature_url": public_link(
+            public_url, f"/api/v1/adapters/{record.name}/versions/{record.version}/signature"
+        ),
     }
 
 

@@ -22,9 +22,10 @@ from lorareg.errors import GoneError, StorageError
 from lorareg.registry import BlobRecord, Registry
 from lorareg.server.blob_stream import file_chunks
 from lorareg.server.config import PRESIGNED_URL_TTL_S, Settings
-from lorareg.server.deps import PrincipalDep, RegistryDep, SettingsDep
+from lorareg.server.deps import PrincipalDep, RegistryDep, SettingsDep, optional_principal
 from lorareg.server.errors import error_response
 from lorareg.server.streaming import ByteRange, RangeNotSatisfiable, capped_body, parse_range, run_with_body
+from lorareg.server.upload_limits import upload_slots
 
 router = APIRouter(prefix="/blobs", tags=["blobs"])
 
@@ -42,12 +43,14 @@ async def put_blob(
 ) -> JSONResponse:
     """Stream the body into the store; 201 when stored now, 200 when it already was."""
     cap = settings.max_upload_bytes
-    body = capped_body(request, cap=cap, chunk_bytes=settings.chunk_bytes)
+    slots = upload_slots(request)
 
     def consume(chunks: Iterator[bytes]) -> tuple[BlobRecord, bool]:
         return registry.upload_blob(digest, chunks, principal=principal, max_bytes=cap)
 
-    record, created = await run_with_body(consume, body)
+    with slots.claim(principal.token_id):  # 429 before a byte of the body is read
+        body = capped_body(request, cap=cap, chunk_bytes=settings.chunk_bytes)
+        record, created = await run_with_body(consume, body, limiter=slots.limiter)
     return JSONResponse(
         record.to_json(),
         status_code=201 if created else 200,
@@ -58,19 +61,19 @@ async def put_blob(
 @router.api_route(
     "/sha256/{digest}",
     methods=["GET", "HEAD"],
-    summary="Download a blob (Range, ETag; 451 when revoked)",
+    summary="Download a blob (Range, ETag; 451 when revoked; unpublished blobs only to their uploader)",
     response_class=StreamingResponse,
     responses={206: {"description": "partial content"}, 304: {}, 416: {}, 451: {}},
 )
 def get_blob(digest: str, request: Request, registry: RegistryDep, settings: SettingsDep) -> Response:
     """Stream the blob, or the single ``Range`` asked for; ``HEAD`` answers the headers only."""
-    blob = registry.get_blob(digest)
+    blob = registry.readable_blob(digest, reader=optional_principal(request, registry))
     reason = registry.is_revoked(blob.sha256)
     if reason is not None:
         raise GoneError(f"blob sha256:{blob.sha256} was revoked: {reason}")
     etag = f'"sha256:{blob.sha256}"'
     headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": _IMMUTABLE}
-    if etag in request.headers.get("if-none-match", ""):
+    if _none_match_fails(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     if settings.blob_offload == "s3-redirect" and request.method == "GET":
         return _redirected(registry, blob)
@@ -125,6 +128,14 @@ def _redirected(registry: Registry, blob: BlobRecord) -> Response:
     if url is None:
         raise StorageError("LORAREG_BLOB_OFFLOAD=s3-redirect needs the S3 blob store")
     return Response(status_code=307, headers={"Location": url, "Cache-Control": "no-store"})
+
+
+def _none_match_fails(header: str | None, etag: str) -> bool:
+    """RFC 9110 §13.1.2: ``*`` or any listed tag (weak comparison) matching the blob means 304."""
+    if header is None:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+    return "*" in tags or etag in tags
 
 
 def _wanted_range(request: Request, *, etag: str, size: int) -> ByteRange | None:

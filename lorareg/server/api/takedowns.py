@@ -17,13 +17,15 @@ from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from lorareg.errors import ForbiddenError, InputError
 from lorareg.registry import MAX_PREVIEW_UPLOAD_BYTES, Previews, Takedowns
 from lorareg.server.deps import PrincipalDep, RegistryDep, SettingsDep
+from lorareg.server.guard import public_link, refuse_nul
 from lorareg.server.streaming import read_capped
+from lorareg.server.upload_limits import upload_slots
 
 router = APIRouter(prefix="/api/v1")
 
@@ -32,7 +34,9 @@ _M = TypeVar("_M", bound=BaseModel)
 
 
 class TakedownIn(BaseModel):
-    """A takedown request as the API accepts it."""
+    """A takedown request as the API accepts it: strict JSON types, no unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     ref: str
     reason: Literal["likeness", "character", "style", "license", "other"]
@@ -45,13 +49,15 @@ class TakedownIn(BaseModel):
 class DecisionIn(BaseModel):
     """A reviewer's decision: the reason is public (shown on the status page and in 451 answers)."""
 
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     decision: Literal["uphold", "reject", "more-info"]
     reason: str
     all_versions: bool = False
 
 
 @router.post("/takedowns", status_code=201, tags=["takedowns"], summary="File a takedown request (anyone)")
-async def file_takedown(request: Request, registry: RegistryDep) -> JSONResponse:
+async def file_takedown(request: Request, registry: RegistryDep, settings: SettingsDep) -> JSONResponse:
     body = await _json_body(request, TakedownIn)
     record = await run_in_threadpool(
         Takedowns(registry).file,
@@ -63,7 +69,7 @@ async def file_takedown(request: Request, registry: RegistryDep) -> JSONResponse
         good_faith=body.good_faith,
         client=client_address(request),
     )
-    status_url = str(request.url_for("takedown_status", request_id=record.id))
+    status_url = public_link(settings.public_url, f"/api/v1/takedowns/{record.id}")
     return JSONResponse({**record.to_public_json(), "status_url": status_url}, status_code=201)
 
 
@@ -119,7 +125,8 @@ async def add_preview(
     principal: PrincipalDep,
     settings: SettingsDep,
 ) -> JSONResponse:
-    data = await read_capped(request, cap=MAX_PREVIEW_UPLOAD_BYTES)
+    with upload_slots(request).claim(principal.token_id):
+        data = await read_capped(request, cap=MAX_PREVIEW_UPLOAD_BYTES)
     record = await run_in_threadpool(
         Previews(registry).add, f"{namespace}/{adapter}", version, data, principal=principal
     )
@@ -132,6 +139,7 @@ async def add_preview(
     summary="The preview images of a version",
 )
 def list_previews(namespace: str, adapter: str, version: str, registry: RegistryDep) -> dict[str, Any]:
+    registry.get_version(f"{namespace}/{adapter}", version)  # 404 for a version that does not exist
     items = Previews(registry).for_version(f"{namespace}/{adapter}", version)
     return {"items": [p.to_json() for p in items]}
 
@@ -151,9 +159,11 @@ async def _json_body(request: Request, model: type[_M]) -> _M:
         )
     raw = await read_capped(request, cap=MAX_JSON_BODY_BYTES)
     try:
-        return model.model_validate_json(raw)
+        parsed = model.model_validate_json(raw)
     except ValidationError as e:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()[:5]
         )
         raise InputError(f"invalid request body: {problems}") from e
+    refuse_nul(parsed.model_dump(), where="request body")
+    return parsed

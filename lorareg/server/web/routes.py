@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import jinja2
 from fastapi import APIRouter, Depends, Request, Response
@@ -45,6 +46,8 @@ from lorareg.registry import (
 )
 from lorareg.server.api import takedowns as takedown_api
 from lorareg.server.deps import RegistryDep, SettingsDep, bearer_token
+from lorareg.server.guard import refuse_nul
+from lorareg.server.streaming import read_capped
 from lorareg.server.web import image_check, sessions
 from lorareg.server.web import views as web_views
 from lorareg.server.web.sessions import ReviewerSession
@@ -52,11 +55,12 @@ from lorareg.server.web.sessions import ReviewerSession
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 STATIC_FILES = {"style.css": "text/css; charset=utf-8", "copy.js": "text/javascript; charset=utf-8"}
 STATIC_MAX_AGE_S = 3600
+MAX_FORM_BYTES = 64 * 2**10  # the takedown form (10,000 characters of details, urlencoded) fits easily
+MAX_FORM_FIELDS = 32
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-_UNSAFE_CSP_PATHS = ("/api/docs",)  # FastAPI's Swagger page loads its own inline script
 _FORM_OVERHEAD_BYTES = 64 * 2**10  # multipart boundaries, headers and the CSRF field around an upload
 _CHECK_FORM_FIELDS = 4  # the image-check form has the CSRF token and the file
 
@@ -303,7 +307,7 @@ class SecurityHeadersMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or str(scope.get("path", "")).startswith(_UNSAFE_CSP_PATHS):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
@@ -363,14 +367,34 @@ def _require_reviewer(registry: Registry, request: Request) -> ReviewerSession:
 async def _checked_form(
     request: Request, registry: Registry, public_url: str | None, *, reviewer: ReviewerSession | None = None
 ) -> FormData:
-    """The POSTed form, after its CSRF token was checked (403 otherwise)."""
-    form = await request.form()
+    """The POSTed form, after its CSRF token was checked (403 otherwise).
+
+    Order matters for an anonymous visitor: the ``Origin`` is checked before any byte is read, and the
+    body is capped (413 past :data:`MAX_FORM_BYTES`) and timed before it is parsed, so a huge or stalled
+    POST costs neither memory nor a parse.
+    """
+    sessions.check_origin(request, public_url=public_url)
+    form = await _small_form(request)
     reviewer = reviewer or sessions.current_session(registry, request)
     submitted = form.get(sessions.CSRF_FIELD)
     sessions.check_csrf(
         request, submitted if isinstance(submitted, str) else None, reviewer, public_url=public_url
     )
+    refuse_nul([(k, v) for k, v in form.multi_items() if isinstance(v, str)], where="form")
     return form
+
+
+async def _small_form(request: Request) -> FormData:
+    """An urlencoded form body of at most :data:`MAX_FORM_BYTES`, parsed only once it was read whole."""
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        return FormData()  # unread: our pages post urlencoded, so the CSRF check refuses it (403)
+    raw = await read_capped(request, cap=MAX_FORM_BYTES)
+    try:
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise InputError("the form body is not valid urlencoded UTF-8") from e
+    return FormData(list(pairs))
 
 
 def _field(form: FormData, name: str) -> str:
