@@ -33,6 +33,7 @@ import httpx
 
 from lorareg import errors
 from lorareg.client.cache import BlobCache
+from lorareg.client.logcheck import check_pull
 from lorareg.client.pull import PullChecks, check_identity, digest_plan, rehash, verify_fetched
 from lorareg.errors import LoraregError, RemoteError, VerificationError
 
@@ -297,6 +298,7 @@ class Client:
         sha256, size = str(detail["sha256"]), int(detail["size"])
         bundle = self.signature(detail["name"], detail["version"])
         checks = self._pull_checks(trust, policy, sha256=sha256, ref=ref)
+        check_pull(self, detail=detail, bundle=bundle, trust=checks.trust)  # in the log, one history
         algorithm, expected = digest_plan(bundle, sha256=sha256, verify=True)
         with self.cache.download_lock(sha256):
             cached = self.cache.lookup(sha256)

@@ -1,6 +1,7 @@
 """The transparency log kept in the database: appending leaves inside a transaction, and proofs.
 
-The Merkle maths is in ``tlog.py``; this module stores leaves (``tlog_leaves``, primary key = index) and
+The Merkle maths is in ``signing/merkle.py`` (checkpoint notes in ``signing/checkpoint.py``);
+this module stores leaves (``tlog_leaves``, primary key = index) and
 reads leaf hashes back. An append takes the next index inside the caller's transaction, so a leaf exists
 exactly when the change it records committed. Two replicas appending at once on PostgreSQL collide on the
 primary key; the loser gets :class:`LogRaceError` and the service retries its whole transaction.
@@ -22,6 +23,7 @@ from lorareg.errors import InputError
 from lorareg.manifest.canonical import canonical_json
 from lorareg.registry.db import TlogLeaf
 from lorareg.signing import merkle as tlog
+from lorareg.signing.checkpoint import Checkpoint, sign_checkpoint
 from lorareg.signing.keys import PrivateKey
 
 LOG_APPEND_LOCK_ID = 0x6C6F7261  # PostgreSQL advisory lock that serialises log appends across replicas
@@ -61,6 +63,12 @@ def leaf_hashes(session: Session, tree_size: int) -> list[bytes]:
 def signed_head(session: Session, key: PrivateKey, *, now: datetime) -> bytes:
     leaves = leaf_hashes(session, size(session))
     return tlog.sign_tree_head(tlog.TreeHead(len(leaves), tlog.root_hash(leaves), now), key)
+
+
+def checkpoint(session: Session, key: PrivateKey, *, origin: str) -> bytes:
+    """The whole log as a C2SP checkpoint note signed by the registry key."""
+    leaves = leaf_hashes(session, size(session))
+    return sign_checkpoint(Checkpoint(origin, len(leaves), tlog.root_hash(leaves)), key)
 
 
 def inclusion(session: Session, index: int, tree_size: int) -> tlog.InclusionProof:

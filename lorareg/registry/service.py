@@ -345,6 +345,11 @@ class Registry:
         with self.db.read() as session:
             return logstore.signed_head(session, self.key, now=utcnow())
 
+    def log_checkpoint(self, origin: str) -> bytes:
+        """The whole log as a C2SP ``tlog-checkpoint`` signed note, signed by the registry key."""
+        with self.db.read() as session:
+            return logstore.checkpoint(session, self.key, origin=origin)
+
     def log_inclusion(self, index: int, tree_size: int) -> InclusionProof:
         """Inclusion proof of leaf ``index`` in the first ``tree_size`` leaves; InputError if out of range."""
         with self.db.read() as session:

@@ -28,6 +28,7 @@ router = APIRouter()
 v1 = APIRouter(prefix="/api/v1")
 
 DSSE_MEDIA_TYPE = "application/json"
+CHECKPOINT_MEDIA_TYPE = "text/plain; charset=utf-8"
 
 
 @router.get("/healthz", tags=["meta"], summary="Liveness: the process answers and the database is reachable")
@@ -158,6 +159,16 @@ def log_head(registry: RegistryDep) -> Response:
     return Response(registry.log_head(), media_type=DSSE_MEDIA_TYPE, headers={"Cache-Control": "no-cache"})
 
 
+@v1.get("/log/checkpoint", tags=["transparency"], summary="The log's checkpoint (C2SP signed note)")
+def log_checkpoint(request: Request, registry: RegistryDep, settings: SettingsDep) -> Response:
+    origin = log_origin(settings.public_url or str(request.base_url))
+    return Response(
+        registry.log_checkpoint(origin),
+        media_type=CHECKPOINT_MEDIA_TYPE,
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
 @v1.get("/log/inclusion", tags=["transparency"], summary="Inclusion proof of leaf index in tree_size")
 def log_inclusion(index: int, tree_size: int, registry: RegistryDep) -> dict[str, Any]:
     return registry.log_inclusion(index, tree_size).to_json()
@@ -181,6 +192,11 @@ def version_json(record: VersionRecord, request: Request, public_url: str | None
         "blob_url": f"{base}/api/v1/blobs/sha256/{record.sha256}",
         "signature_url": f"{base}/api/v1/adapters/{record.name}/versions/{record.version}/signature",
     }
+
+
+def log_origin(base_url: str) -> str:
+    """The checkpoint origin: the registry's public URL without scheme or trailing slash (C2SP advice)."""
+    return base_url.split("://", 1)[-1].rstrip("/") or "lorareg"
 
 
 def _one_of(value: str | None, allowed: tuple[str, ...], name: str) -> str | None:
