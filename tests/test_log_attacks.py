@@ -63,11 +63,13 @@ def _rewrite_leaf(server: LiveServer, index: int, change: Callable[[dict[str, An
         leaf.body = canonical_json(body)
         leaf.leaf_hash = merkle.leaf_hash(leaf.body)
         session.add(leaf)
+    server.registry.log_tree.clear()  # what restarting the edited server does
 
 
 def _drop_leaves_from(server: LiveServer, index: int) -> None:
     with server.registry.db.write() as session:
         session.exec(delete(TlogLeaf).where(col(TlogLeaf.idx) >= index))  # type: ignore[call-overload]
+    server.registry.log_tree.clear()
 
 
 def _blobs(cache: Path) -> list[Path]:
@@ -172,7 +174,7 @@ def test_checkpoint_signed_by_an_unknown_key_is_refused(
     registry, impostor = live_server_factory(), live_server_factory()
     token = registry.add_publisher("acme")
     _publish(registry, token, "acme/ink")
-    transport = ForkingTransport(impostor.url, paths=["/api/v1/log/checkpoint"])
+    transport = ForkingTransport(impostor.url, paths=["/api/v1/log/evidence"])
     cache = tmp_path / "cache"
     with pytest.raises(VerificationError, match="checkpoint is signed by an unknown key"):
         _pull(registry, cache, "acme/ink@1.0.0", transport=transport)

@@ -3,13 +3,15 @@
 Every verified pull (and the loader's registry path, which pulls) runs :func:`check_in_log` before the
 download, in this order:
 
-1. fetch ``GET /api/v1/log/checkpoint`` and verify the signed note against the trust file's registry keys
+0. fetch everything below in one snapshot, ``GET /api/v1/log/evidence?index=I&since=S`` (S: the size of
+   the stored checkpoint);
+1. verify the checkpoint the signed note against the trust file's registry keys
    (a checkpoint signed by an unknown key is refused);
 2. compare with the newest checkpoint this client stored for the registry (:class:`CheckpointStore`):
    same origin, not smaller (a rolled-back log), and an RFC 9162 consistency proof from the stored size to
    the new one (a log that was rewritten, or forked for this client — a split view — fails it); then
    store the new one. The first contact stores it on trust, like the registry key in the trust file;
-3. fetch the version's leaf (``tlog_index`` from the version detail), hash it here, and verify its
+3. take the version's leaf (``tlog_index`` from the version detail), hash it here, and verify its
    inclusion proof against the checkpoint's root (a dropped or missing entry fails);
 4. the leaf must be a ``publish`` entry naming the version, its content address, and the digest the signed
    bundle covers (an entry that names another digest fails).
@@ -23,11 +25,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lorareg.errors import LoraregError, RemoteError, VerificationError
 from lorareg.signing import merkle
-from lorareg.signing.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint
+from lorareg.signing.checkpoint import Checkpoint, open_checkpoint
 
 if TYPE_CHECKING:
     from lorareg.client.api_client import Client
@@ -48,6 +51,18 @@ class LogSource(Protocol):
     def inclusion(self, index: int, tree_size: int) -> list[bytes]: ...
 
     def consistency(self, first: int, second: int) -> list[bytes]: ...
+
+    def evidence(self, index: int, since: int) -> Evidence: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One snapshot of the log for one leaf (``GET /api/v1/log/evidence``), unverified."""
+
+    checkpoint: bytes
+    entry: dict[str, Any] | None
+    inclusion: list[bytes]
+    consistency: list[bytes]
 
 
 class HttpLog:
@@ -74,6 +89,20 @@ class HttpLog:
         params = {"first": str(first), "second": str(second)}
         return _hashes(self._client._json("GET", "/api/v1/log/consistency", params=params))
 
+    def evidence(self, index: int, since: int) -> Evidence:
+        params = {"index": str(index), "since": str(since)}
+        answer = self._client._json("GET", "/api/v1/log/evidence", params=params)
+        note, entry = answer.get("checkpoint"), answer.get("entry")
+        if not isinstance(note, str) or not (entry is None or isinstance(entry, dict)):
+            raise RemoteError("registry answered /api/v1/log/evidence without a checkpoint")
+        inclusion, consistency = answer.get("inclusion"), answer.get("consistency")
+        return Evidence(
+            note.encode("utf-8"),
+            entry,
+            _hashes(inclusion) if isinstance(inclusion, dict) else [],
+            _hashes(consistency) if isinstance(consistency, dict) else [],
+        )
+
 
 def check_pull(client: Client, *, detail: Mapping[str, Any], bundle: bytes, trust: TrustStore) -> Checkpoint:
     """:func:`check_in_log` for ``Client.pull``: its connection, its cache, the trust file's registry keys."""
@@ -95,29 +124,28 @@ def check_in_log(
     detail: Mapping[str, Any],
     bundle: bytes,
 ) -> Checkpoint:
-    """Steps 1-4 of the module docstring for one version; return the verified checkpoint.
+    """Steps 1-4 of the module docstring for one version, in one round trip; return the checkpoint.
 
     Raises:
         VerificationError: unknown signer, rollback, split view, missing or mismatching entry.
         RemoteError: the registry cannot be reached.
     """
-    signed = open_checkpoint(source.checkpoint(), keys)
-    advance(source, store, registry=registry, signed=signed)
-    check_entry(source, signed.checkpoint, detail=detail, bundle=bundle)
+    ref = f"{detail.get('name')}@{detail.get('version')}"
+    index = detail.get("tlog_index")
+    if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+        raise VerificationError([f"missing log entry: the registry names no log index for {ref} ({index!r})"])
+    with store.locked(registry):
+        held = store.held(registry)
+        evidence = source.evidence(index, held.size if held is not None else 0)
+        signed = open_checkpoint(evidence.checkpoint, keys)
+        if held is not None:
+            check_consistent(held, signed.checkpoint, evidence.consistency)
+        store.remember(registry, signed.note, signed.checkpoint)
+    check_entry(signed.checkpoint, evidence, detail=detail, bundle=bundle)
     return signed.checkpoint
 
 
-def advance(source: LogSource, store: CheckpointStore, *, registry: str, signed: SignedCheckpoint) -> None:
-    """Step 2: the new checkpoint must extend the stored one; store it (trust on first use)."""
-    new = signed.checkpoint
-    with store.locked(registry):
-        held = store.held(registry)
-        if held is not None:
-            check_consistent(source, held, new)
-        store.remember(registry, signed.note, new)
-
-
-def check_consistent(source: LogSource, held: Checkpoint, new: Checkpoint) -> None:
+def check_consistent(held: Checkpoint, new: Checkpoint, proof: Sequence[bytes]) -> None:
     """The log of ``new`` must be an append-only extension of the log of ``held``."""
     if held.origin != new.origin:
         raise VerificationError(
@@ -133,14 +161,13 @@ def check_consistent(source: LogSource, held: Checkpoint, new: Checkpoint) -> No
                 f"this client already saw a signed checkpoint with {held.size}"
             ]
         )
-    proof = source.consistency(held.size, new.size) if 0 < held.size < new.size else []
     try:
         merkle.verify_consistency(
             first=held.size,
             second=new.size,
             first_root=held.root_hash,
             second_root=new.root_hash,
-            proof=proof,
+            proof=proof if 0 < held.size < new.size else [],
         )
     except VerificationError as e:
         raise VerificationError(
@@ -153,28 +180,26 @@ def check_consistent(source: LogSource, held: Checkpoint, new: Checkpoint) -> No
 
 
 def check_entry(
-    source: LogSource, checkpoint: Checkpoint, *, detail: Mapping[str, Any], bundle: bytes
+    checkpoint: Checkpoint, evidence: Evidence, *, detail: Mapping[str, Any], bundle: bytes
 ) -> None:
     """Steps 3-4: the version's own leaf is in the checkpoint and says what the signed bundle says."""
     ref = f"{detail.get('name')}@{detail.get('version')}"
-    index = detail.get("tlog_index")
-    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < checkpoint.size:
+    index = int(detail["tlog_index"])
+    entry = evidence.entry
+    body = _entry_body(entry) if entry is not None and entry.get("index") == index else None
+    if index >= checkpoint.size or body is None:
         raise VerificationError(
             [
-                f"missing log entry: {ref} names log index {index!r}, "
+                f"missing log entry: {ref} names log index {index}, "
                 f"the checkpoint has {checkpoint.size} entries"
             ]
         )
-    found = source.entries(index, index + 1)
-    body = _entry_body(found[0]) if found and found[0].get("index") == index else None
-    if body is None:
-        raise VerificationError([f"missing log entry: the registry serves no leaf {index} for {ref}"])
     try:
         merkle.verify_inclusion(
             leaf=merkle.leaf_hash(body),
             index=index,
             tree_size=checkpoint.size,
-            proof=source.inclusion(index, checkpoint.size),
+            proof=evidence.inclusion,
             root=checkpoint.root_hash,
         )
     except VerificationError as e:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -40,6 +40,7 @@ from lorareg.registry.auth import Principal
 from lorareg.registry.blobs import BlobStore, FilesystemStore, check_sha256, open_store
 from lorareg.registry.db import Blob, Database, open_database, utcnow
 from lorareg.registry.faults import MID_UPLOAD_BYTES, crash_point
+from lorareg.registry.logtree import TreeCache
 from lorareg.registry.records import (
     AdapterRecord,
     BlobRecord,
@@ -122,6 +123,7 @@ class Registry:
         self.db = db
         self.store = store
         self.key = key
+        self.log_tree = TreeCache()  # leaf and subtree hashes of the log, shared by this process's requests
         self._validity = timedelta(seconds=revocation_validity_s)
 
     # -- publishing ---------------------------------------------------------------------------------
@@ -343,22 +345,29 @@ class Registry:
     def log_head(self) -> bytes:
         """A freshly signed tree head (DSSE envelope JSON) over the whole log: size, root hash, timestamp."""
         with self.db.read() as session:
-            return logstore.signed_head(session, self.key, now=utcnow())
+            return logstore.signed_head(session, self.key, now=utcnow(), cache=self.log_tree)
 
     def log_checkpoint(self, origin: str) -> bytes:
         """The whole log as a C2SP ``tlog-checkpoint`` signed note, signed by the registry key."""
         with self.db.read() as session:
-            return logstore.checkpoint(session, self.key, origin=origin)
+            return logstore.checkpoint(session, self.key, origin=origin, cache=self.log_tree)
 
     def log_inclusion(self, index: int, tree_size: int) -> InclusionProof:
         """Inclusion proof of leaf ``index`` in the first ``tree_size`` leaves; InputError if out of range."""
         with self.db.read() as session:
-            return logstore.inclusion(session, index, tree_size)
+            return logstore.inclusion(session, index, tree_size, cache=self.log_tree)
 
     def log_consistency(self, first: int, second: int) -> ConsistencyProof:
         """Consistency proof between tree sizes ``first`` <= ``second``. InputError if out of range."""
         with self.db.read() as session:
-            return logstore.consistency(session, first, second)
+            return logstore.consistency(session, first, second, cache=self.log_tree)
+
+    def log_evidence(self, origin: str, *, index: int, since: int) -> dict[str, Any]:
+        """Checkpoint, leaf ``index`` and its inclusion proof, consistency from ``since``: one snapshot."""
+        with self.db.read() as session:
+            return logstore.evidence(
+                session, self.key, origin=origin, index=index, since=since, cache=self.log_tree
+            )
 
     def log_entries(self, start: int, end: int) -> list[LogEntry]:
         """Leaves ``start`` (inclusive) to ``end`` (exclusive), at most ``tlog.MAX_ENTRIES_PER_PAGE``."""

@@ -169,6 +169,18 @@ def log_checkpoint(request: Request, registry: RegistryDep, settings: SettingsDe
     )
 
 
+@v1.get(
+    "/log/evidence",
+    tags=["transparency"],
+    summary="Checkpoint, leaf index with its inclusion proof and consistency from size since, one snapshot",
+)
+def log_evidence(
+    index: int, request: Request, registry: RegistryDep, settings: SettingsDep, since: int = 0
+) -> dict[str, Any]:
+    origin = log_origin(settings.public_url or str(request.base_url))
+    return registry.log_evidence(origin, index=index, since=since)
+
+
 @v1.get("/log/inclusion", tags=["transparency"], summary="Inclusion proof of leaf index in tree_size")
 def log_inclusion(index: int, tree_size: int, registry: RegistryDep) -> dict[str, Any]:
     return registry.log_inclusion(index, tree_size).to_json()
