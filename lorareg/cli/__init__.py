@@ -20,6 +20,7 @@ from lorareg import __version__
 from lorareg.cli import (
     admin_cmd,
     inspect_cmd,
+    log_cmd,
     provenance_cmd,
     registry_cmd,
     serve_cmd,
@@ -87,6 +88,7 @@ for _module in (
     admin_cmd,
     takedown_cmd,
     provenance_cmd,
+    log_cmd,
 ):
     _module.register(app)
 
