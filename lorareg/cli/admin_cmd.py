@@ -70,6 +70,49 @@ def publisher_add(
     typer.echo(issued.secret)
 
 
+@publisher_app.command("retire-key")
+def publisher_retire_key(
+    namespace: str = typer.Argument(..., help="The namespace the key publishes into."),
+    keyid: str = typer.Argument(..., help="The key id (or a prefix of at least 8 hex characters)."),
+    data: Path | None = DataOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Rotation: KEYID can no longer publish into NAMESPACE; versions it signed stay valid."""
+    record = _open(data).retire_publisher_key(namespace, keyid)
+    if as_json:
+        print_json(record.to_json())
+        return
+    typer.echo(f"namespace {safe_text(namespace)}: key {record.keyid} retired; what it signed stays valid")
+
+
+@publisher_app.command("revoke-key")
+def publisher_revoke_key(
+    namespace: str = typer.Argument(..., help="The namespace the key publishes into."),
+    keyid: str = typer.Argument(..., help="The key id (or a prefix of at least 8 hex characters)."),
+    compromised_since: str = typer.Option(
+        ..., "--compromised-since", help="ISO 8601 time with zone, e.g. 2026-05-01T00:00:00Z."
+    ),
+    data: Path | None = DataOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Compromise: retire KEYID and revoke every version it signed logged at or after the cutoff."""
+    from lorareg.errors import InputError
+
+    try:
+        since = datetime.fromisoformat(compromised_since.strip().replace("Z", "+00:00"))
+    except ValueError as e:
+        raise InputError(f"--compromised-since {compromised_since!r} is not an ISO 8601 time") from e
+    record, hit = _open(data).revoke_publisher_key(namespace, keyid, compromised_since=since)
+    if as_json:
+        print_json({"key": record.to_json(), "revoked": [v.summary.ref for v in hit]})
+        return
+    typer.echo(f"namespace {safe_text(namespace)}: key {record.keyid} revoked, compromised since {since}")
+    for version in hit:
+        typer.echo(f"  revoked {safe_text(version.summary.ref)} (publisher key compromised)")
+    if not hit:
+        typer.echo("  no version it signed was logged after the cutoff")
+
+
 @token_app.command("create")
 def token_create(
     role: str = typer.Option(..., "--role", help=_ROLES_HELP),

@@ -35,7 +35,16 @@ from lorareg.errors import (
     UnprocessableError,
 )
 from lorareg.manifest.ids import check_name
-from lorareg.registry import accounts, catalog, collecting, logstore, publishing, revoking, versions
+from lorareg.registry import (
+    accounts,
+    catalog,
+    collecting,
+    keyrevoking,
+    logstore,
+    publishing,
+    revoking,
+    versions,
+)
 from lorareg.registry.auth import Principal
 from lorareg.registry.blobs import BlobStore, FilesystemStore, check_sha256, open_store
 from lorareg.registry.db import Blob, Database, open_database, utcnow
@@ -378,6 +387,36 @@ class Registry:
     def add_publisher(self, namespace: str, public_pem: str) -> PublisherKeyRecord:
         """Register ``namespace`` (created if new) and a publisher key for it; idempotent per key."""
         return accounts.add_publisher(self.db, namespace, public_pem)
+
+    def retire_publisher_key(self, namespace: str, keyid: str) -> PublisherKeyRecord:
+        """Rotation: the key (id or prefix) can no longer publish; what it signed stays valid."""
+
+        def run(session: Session, now: datetime) -> PublisherKeyRecord:
+            return accounts.key_record(keyrevoking.retire_key(session, namespace, keyid, now=now))
+
+        return self._retrying(run)
+
+    def revoke_publisher_key(
+        self, namespace: str, keyid: str, *, compromised_since: datetime
+    ) -> tuple[PublisherKeyRecord, list[VersionRecord]]:
+        """Compromise: retire the key and revoke the versions it signed logged at or after the cutoff.
+
+        Raises NotFoundError (no such key), InputError (ambiguous prefix, naive time).
+        """
+
+        def run(session: Session, now: datetime) -> tuple[PublisherKeyRecord, list[VersionRecord]]:
+            row, hit = keyrevoking.revoke_key(
+                session,
+                namespace,
+                keyid,
+                compromised_since=compromised_since,
+                key=self.key,
+                now=now,
+                validity=self._validity,
+            )
+            return accounts.key_record(row), [catalog.version_record(session, v) for v in hit]
+
+        return self._retrying(run)
 
     def publisher_keys(self, namespace: str) -> list[PublisherKeyRecord]:
         """The keys registered for a namespace (empty if none)."""

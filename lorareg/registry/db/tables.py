@@ -73,6 +73,8 @@ class PublisherKey(SQLModel, table=True):
     keyid: str = Field(max_length=64, index=True)
     public_pem: str
     added: datetime = dt_column()
+    retired: datetime | None = dt_column(nullable=True)  # can no longer publish; what it signed stays valid
+    compromised_since: datetime | None = dt_column(nullable=True)  # versions logged from then on: revoked
 
 
 class User(SQLModel, table=True):
