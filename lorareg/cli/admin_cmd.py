@@ -32,6 +32,8 @@ user_app = typer.Typer(help="Add and list users.", no_args_is_help=True)
 admin_app.add_typer(publisher_app, name="publisher")
 admin_app.add_typer(token_app, name="token")
 admin_app.add_typer(user_app, name="user")
+registry_key_app = typer.Typer(help="The registry's own signing key.", no_args_is_help=True)
+admin_app.add_typer(registry_key_app, name="registry-key")
 
 DataOption = typer.Option(None, "--data", help=_DATA_HELP)
 JsonOption = typer.Option(False, "--json", help="Print JSON.")
@@ -111,6 +113,23 @@ def publisher_revoke_key(
         typer.echo(f"  revoked {safe_text(version.summary.ref)} (publisher key compromised)")
     if not hit:
         typer.echo("  no version it signed was logged after the cutoff")
+
+
+@registry_key_app.command("rotate")
+def registry_key_rotate(data: Path | None = DataOption, as_json: bool = JsonOption) -> None:
+    """Replace the registry key: a key-set document signed by the old and the new key announces it."""
+    from lorareg.server.config import settings_from_env
+
+    settings = settings_from_env().with_overrides(home=data)
+    key_file = settings.registry_key_file or settings.home / "registry.key"
+    password = settings.registry_key_password.encode() if settings.registry_key_password else None
+    old, new = _open(data).rotate_key(key_file, password=password)
+    if as_json:
+        print_json({"old_keyid": old, "new_keyid": new, "key_file": str(key_file)})
+        return
+    typer.echo(f"registry key rotated: {old} -> {new}")
+    typer.echo(f"the new key is {key_file}; the old one was kept as {key_file.name}.{old[:16]}.retired")
+    typer.echo("restart every replica; clients that trust the old key follow the chain on their next pull")
 
 
 @token_app.command("create")

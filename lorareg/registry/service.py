@@ -40,6 +40,7 @@ from lorareg.registry import (
     catalog,
     collecting,
     keyrevoking,
+    keyrotation,
     logstore,
     publishing,
     revoking,
@@ -349,6 +350,24 @@ class Registry:
         """The registry's public keys: ``[{"keyid", "public_key" (PEM), "role": "registry"}]``."""
         public = self.key.public_key
         return [{"keyid": public.key_id, "public_key": public.pem.decode("ascii"), "role": "registry"}]
+
+    def key_chain(self) -> list[bytes]:
+        """The key-set documents of every registry key rotation, oldest first (empty before the first)."""
+        with self.db.read() as session:
+            return keyrotation.chain(session)
+
+    def rotate_key(self, key_file: Path, *, password: bytes | None) -> tuple[str, str]:
+        """Rotate the registry key kept in ``key_file`` (``lorareg.registry.keyrotation``); (old, new) ids.
+
+        Raises StorageError (a staged key left by an unfinished rotation, unwritable files).
+        """
+        new = generate()
+        staged = keyrotation.stage_key_file(key_file, new, password=password)
+        old = self.key
+        self._retrying(lambda session, now: keyrotation.announce(session, old, new, now=now))
+        keyrotation.swap_key_files(key_file, staged, old_keyid=old.key_id)
+        self.key = new
+        return old.key_id, new.key_id
 
     # -- transparency log -------------------------------------------------------------------------------
     def log_head(self) -> bytes:

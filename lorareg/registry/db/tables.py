@@ -188,6 +188,15 @@ class TlogLeaf(SQLModel, table=True):
     created: datetime = dt_column()
 
 
+class RegistryKeySet(SQLModel, table=True):
+    """A key-set document announcing a registry key rotation (``lorareg.signing.keyset``), oldest first."""
+
+    __tablename__ = "registry_keysets"
+    version: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    envelope: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created: datetime = dt_column()
+
+
 # The full-text index (see search.py), one table per engine under one name, keyed by versions.id. Versions are
 # immutable, so rows are only ever inserted. Migrations carry their own frozen copy of these statements;
 # these serve ``SQLModel.metadata.create_all`` (scratch databases in tests and benchmarks).

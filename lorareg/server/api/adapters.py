@@ -42,6 +42,13 @@ def keys(registry: RegistryDep) -> dict[str, Any]:
     return {"keys": registry.keys()}
 
 
+@v1.get(
+    "/keys/chain", tags=["meta"], summary="Key-set documents of every registry key rotation, oldest first"
+)
+def key_chain(registry: RegistryDep) -> dict[str, Any]:
+    return {"keysets": [document.decode("utf-8") for document in registry.key_chain()]}
+
+
 @v1.get("/adapters", tags=["catalogue"], summary="Search active versions (keyset pagination)")
 def search(
     registry: RegistryDep,
