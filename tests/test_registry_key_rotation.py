@@ -115,7 +115,9 @@ def test_keyset_chain_out_of_order_or_missing_the_new_keys_signature_is_refused(
     assert [k.key_id for k, _ in follow_chain([ab, bc], [a.public_key])] == [b.key_id, c.key_id]
     with pytest.raises(VerificationError, match="out of order at version 1"):
         follow_chain([ab, ab, bc], [a.public_key])  # a replayed link
-    with pytest.raises(VerificationError, match="version 2 is not signed by a registry key this client trusts"):
+    with pytest.raises(
+        VerificationError, match="version 2 is not signed by a registry key this client trusts"
+    ):
         follow_chain([bc, ab], [a.public_key])  # a link before the one that makes its signer trusted
     unproven = sign_keyset(KeySet(1, (b.public_key,), (a.key_id,), now), [a])
     with pytest.raises(VerificationError, match="not signed by its new key"):
