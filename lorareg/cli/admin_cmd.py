@@ -121,6 +121,13 @@ def registry_key_rotate(data: Path | None = DataOption, as_json: bool = JsonOpti
     from lorareg.server.config import settings_from_env
 
     settings = settings_from_env().with_overrides(home=data)
+    if settings.registry_key:
+        from lorareg.errors import InputError
+
+        raise InputError(
+            "the registry key is in an HSM (LORAREG_REGISTRY_KEY): rotation writes key files; "
+            "see docs/trust.md for rotating a token key"
+        )
     key_file = settings.registry_key_file or settings.home / "registry.key"
     password = settings.registry_key_password.encode() if settings.registry_key_password else None
     old, new = _open(data).rotate_key(key_file, password=password)

@@ -585,6 +585,8 @@ def open_registry(
     s3_endpoint: str | None = None,
     key_file: str | Path | None = None,
     key_password: bytes | None = None,
+    key_uri: str | None = None,
+    key_pin: str | None = None,
 ) -> Registry:
     """Open (creating on first use) the registry whose key lives in ``data_dir``.
 
@@ -594,6 +596,8 @@ def open_registry(
     ``data_dir/registry.key``, created (P-256, mode 0600, never overwritten, encrypted with ``key_password``
     when one is given) on first use; ``key_file`` names a key kept elsewhere (a mounted secret), which must
     exist: it is never created, so a mistyped path cannot silently mint a second registry identity.
+    ``key_uri`` (``pkcs11:token=…;object=…``, PIN ``key_pin``) keeps the key in an HSM instead
+    (``lorareg.registry.hsm``): every registry signature goes through the token.
 
     A database without any table gets the current schema (migrated and stamped); any other must already be
     at this lorareg's schema revision, else a one-line error says to run ``lorareg admin migrate``.
@@ -608,7 +612,11 @@ def open_registry(
         raise StorageError(f"cannot create data directory {root}: {e}") from e
     db = open_database(database_url or default_database_url(root))
     store = FilesystemStore(root) if storage is None else open_store(storage, s3_endpoint=s3_endpoint)
-    if key_file is not None:
+    if key_uri is not None:
+        from lorareg.registry.hsm import open_pkcs11_key  # python-pkcs11 only when an HSM is configured
+
+        key = open_pkcs11_key(key_uri, pin=key_pin)
+    elif key_file is not None:
         key = _existing_registry_key(Path(key_file), key_password)
     else:
         key = _registry_key(root / KEY_FILE, key_password)

@@ -60,6 +60,8 @@ def open_registry_for(settings: Settings) -> Registry:
         s3_endpoint=settings.s3_endpoint,
         key_file=settings.registry_key_file,
         key_password=settings.registry_key_password.encode() if settings.registry_key_password else None,
+        key_uri=settings.registry_key,
+        key_pin=settings.registry_key_pin,
     )
 
 

@@ -40,6 +40,8 @@ class Settings:
     gc_grace_s: int = DEFAULT_GC_GRACE_S  # age (s) of upload leftovers that start-up collection removes
     registry_key_file: Path | None = None  # default: HOME/registry.key; a mounted secret keeps it off disk
     registry_key_password: str | None = field(default=None, repr=False)  # decrypts an encrypted key file
+    registry_key: str | None = None  # pkcs11:token=…;object=… (RFC 7512): the key lives in an HSM
+    registry_key_pin: str | None = field(default=None, repr=False)  # the token's user PIN
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with the given non-``None`` fields replaced (explicit CLI flags win)."""
@@ -66,6 +68,8 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         if source.get("LORAREG_REGISTRY_KEY_FILE")
         else None,
         registry_key_password=source.get("LORAREG_REGISTRY_KEY_PASSWORD") or None,
+        registry_key=source.get("LORAREG_REGISTRY_KEY") or None,
+        registry_key_pin=source.get("LORAREG_REGISTRY_KEY_PIN") or None,
     )
 
 
