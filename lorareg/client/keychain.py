@@ -38,10 +38,15 @@ def follow_rotation(client: Client, trust: TrustStore) -> Followed:
     Raises:
         VerificationError: the registry serves a key the chain does not reach, or a link is not signed by
             the key it replaces (e.g. a key-set document signed only by the new key).
-        RemoteError: the registry cannot be reached, or answers without a key list.
+        RemoteError: the registry answers the chain request without a list (an unreachable registry is
+            left to the pull itself).
     """
     trusted = trust.registry_keys()
-    served = [load_public_key(str(k.get("public_key", "")).encode("ascii")) for k in client.keys()]
+    try:
+        listed = client.keys()
+    except RemoteError:
+        return Followed(trust, ())  # unreachable: the pull that follows reports it (or a bad argument first)
+    served = [load_public_key(str(k.get("public_key", "")).encode("ascii")) for k in listed]
     unknown = [k for k in served if k.key_id not in {t.key_id for t in trusted}]
     if not trusted or not unknown:
         return Followed(trust, ())
