@@ -21,7 +21,7 @@ $(VENV)/.core-installed: $(BIN)/python pyproject.toml
 # CPU torch first: the pinned build lies on this machine's disk; anything else pulls a multi-GB CUDA build.
 $(VENV)/.all-installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[diffusers,s3,postgres,dev]"
+	$(BIN)/pip install -q -e ".[diffusers,s3,postgres,hsm,dev]"
 	touch $@ $(VENV)/.core-installed
 
 install-core: $(VENV)/.core-installed

@@ -23,6 +23,7 @@ from lorareg.cli import (
     fingerprint_cmd,
     import_cmd,
     inspect_cmd,
+    log_cmd,
     provenance_cmd,
     registry_cmd,
     sample_cmd,
@@ -97,6 +98,7 @@ for _module in (
     import_cmd,
     audit_cmd,
     sample_cmd,
+    log_cmd,
 ):
     _module.register(app)
 

@@ -32,6 +32,8 @@ user_app = typer.Typer(help="Add and list users.", no_args_is_help=True)
 admin_app.add_typer(publisher_app, name="publisher")
 admin_app.add_typer(token_app, name="token")
 admin_app.add_typer(user_app, name="user")
+registry_key_app = typer.Typer(help="The registry's own signing key.", no_args_is_help=True)
+admin_app.add_typer(registry_key_app, name="registry-key")
 
 DataOption = typer.Option(None, "--data", help=_DATA_HELP)
 JsonOption = typer.Option(False, "--json", help="Print JSON.")
@@ -68,6 +70,73 @@ def publisher_add(
     typer.echo(f"namespace {safe_text(namespace)}: key {record.keyid} registered")
     typer.echo(f"publish token (shown once; id {issued.token_id}):")
     typer.echo(issued.secret)
+
+
+@publisher_app.command("retire-key")
+def publisher_retire_key(
+    namespace: str = typer.Argument(..., help="The namespace the key publishes into."),
+    keyid: str = typer.Argument(..., help="The key id (or a prefix of at least 8 hex characters)."),
+    data: Path | None = DataOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Rotation: KEYID can no longer publish into NAMESPACE; versions it signed stay valid."""
+    record = _open(data).retire_publisher_key(namespace, keyid)
+    if as_json:
+        print_json(record.to_json())
+        return
+    typer.echo(f"namespace {safe_text(namespace)}: key {record.keyid} retired; what it signed stays valid")
+
+
+@publisher_app.command("revoke-key")
+def publisher_revoke_key(
+    namespace: str = typer.Argument(..., help="The namespace the key publishes into."),
+    keyid: str = typer.Argument(..., help="The key id (or a prefix of at least 8 hex characters)."),
+    compromised_since: str = typer.Option(
+        ..., "--compromised-since", help="ISO 8601 time with zone, e.g. 2026-05-01T00:00:00Z."
+    ),
+    data: Path | None = DataOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Compromise: retire KEYID and revoke every version it signed logged at or after the cutoff."""
+    from lorareg.errors import InputError
+
+    try:
+        since = datetime.fromisoformat(compromised_since.strip().replace("Z", "+00:00"))
+    except ValueError as e:
+        raise InputError(f"--compromised-since {compromised_since!r} is not an ISO 8601 time") from e
+    record, hit = _open(data).revoke_publisher_key(namespace, keyid, compromised_since=since)
+    if as_json:
+        print_json({"key": record.to_json(), "revoked": [v.summary.ref for v in hit]})
+        return
+    typer.echo(f"namespace {safe_text(namespace)}: key {record.keyid} revoked, compromised since {since}")
+    for version in hit:
+        typer.echo(f"  revoked {safe_text(version.summary.ref)} (publisher key compromised)")
+    if not hit:
+        typer.echo("  no version it signed was logged after the cutoff")
+
+
+@registry_key_app.command("rotate")
+def registry_key_rotate(data: Path | None = DataOption, as_json: bool = JsonOption) -> None:
+    """Replace the registry key: a key-set document signed by the old and the new key announces it."""
+    from lorareg.server.config import settings_from_env
+
+    settings = settings_from_env().with_overrides(home=data)
+    if settings.registry_key:
+        from lorareg.errors import InputError
+
+        raise InputError(
+            "the registry key is in an HSM (LORAREG_REGISTRY_KEY): rotation writes key files; "
+            "see docs/trust.md for rotating a token key"
+        )
+    key_file = settings.registry_key_file or settings.home / "registry.key"
+    password = settings.registry_key_password.encode() if settings.registry_key_password else None
+    old, new = _open(data).rotate_key(key_file, password=password)
+    if as_json:
+        print_json({"old_keyid": old, "new_keyid": new, "key_file": str(key_file)})
+        return
+    typer.echo(f"registry key rotated: {old} -> {new}")
+    typer.echo(f"the new key is {key_file}; the old one was kept as {key_file.name}.{old[:16]}.retired")
+    typer.echo("restart every replica; clients that trust the old key follow the chain on their next pull")
 
 
 @token_app.command("create")

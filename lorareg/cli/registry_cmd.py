@@ -115,9 +115,9 @@ def pull(
                    token=token)  # fmt: skip
         return
     store, policy = _load_trust(trust) if verify else (None, None)
-    with Client(registry, token) as client:
-        with _progress("downloading") as progress:
-            path = client.pull(ref, verify=verify, trust=store, policy=policy, out_dir=out, progress=progress)
+    with Client(registry, token) as client, _progress("downloading") as progress:
+        store = _follow_rotation(client, store, trust) if store is not None else None
+        path = client.pull(ref, verify=verify, trust=store, policy=policy, out_dir=out, progress=progress)
     typer.echo(str(path))
 
 
@@ -258,6 +258,19 @@ def _load_trust(path: Path | None) -> tuple[Any, Any]:
 
     store = load_trust(path)  # default: LORAREG_TRUST or ~/.config/lorareg/trust.toml
     return store, store.policy
+
+
+def _follow_rotation(client: Any, store: Any, path: Path | None) -> Any:
+    """A registry key rotation announced by a chain from a trusted key: trust the new key, say so."""
+    from lorareg.client.keychain import follow_rotation
+    from lorareg.signing.trust import default_trust_path
+
+    followed = follow_rotation(client, store)
+    if followed.notes:
+        followed.trust.save(path or default_trust_path())
+        for note in followed.notes:
+            typer.echo(note, err=True)
+    return followed.trust
 
 
 def _no_progress(done: int, total: int) -> None:

@@ -41,6 +41,7 @@ from lorareg.client.answers import (
 )
 from lorareg.client.cache import BlobCache
 from lorareg.client.limits import MIN_RATE_BYTES_S, SocketWatchdog, TransferDeadline, read_capped
+from lorareg.client.logcheck import check_pull
 from lorareg.client.pull import (
     PullChecks,
     check_identity,
@@ -361,6 +362,7 @@ class Client:
         bundle = self.signature(detail["name"], detail["version"])
         checks = self._pull_checks(trust, policy, sha256=sha256, ref=ref)
         size = signed_size(bundle, trust=checks.trust, detail=detail, ref=ref)  # bounds the download
+        check_pull(self, detail=detail, bundle=bundle, trust=checks.trust)  # in the log, one history
         algorithm, expected = digest_plan(bundle, sha256=sha256, verify=True)
         with self.cache.download_lock(sha256):
             cached = self.cache.lookup(sha256)

@@ -40,14 +40,14 @@ def add_publisher(db: Database, namespace: str, public_pem: str) -> PublisherKey
         if row is None:
             row = PublisherKey(namespace=namespace, keyid=key.key_id, public_pem=key.pem.decode(), added=now)
             session.add(row)
-        return _key_record(row)
+        return key_record(row)
 
 
 def publisher_keys(session: Session, namespace: str) -> list[PublisherKeyRecord]:
     rows = session.exec(
         select(PublisherKey).where(col(PublisherKey.namespace) == namespace).order_by(col(PublisherKey.id))
     )
-    return [_key_record(r) for r in rows]
+    return [key_record(r) for r in rows]
 
 
 def create_token(
@@ -132,8 +132,11 @@ def list_users(session: Session) -> list[UserRecord]:
     ]
 
 
-def _key_record(row: PublisherKey) -> PublisherKeyRecord:
-    return PublisherKeyRecord(row.namespace, row.keyid, row.public_pem, row.added)
+def key_record(row: PublisherKey) -> PublisherKeyRecord:
+    """The record of a key row (also used by ``keyrevoking`` callers)."""
+    return PublisherKeyRecord(
+        row.namespace, row.keyid, row.public_pem, row.added, row.retired, row.compromised_since
+    )
 
 
 def _token_record(row: Token) -> TokenRecord:

@@ -158,8 +158,18 @@ def accept_bundle(
         ForbiddenError: no signature names a key registered for ``namespace``.
         VerificationError: signature, digest or fact checks failed (every reason).
     """
-    trust = _NamespaceTrust(keys)
+    trust = _NamespaceTrust([k for k in keys if k.retired is None])
     envelope = Bundle.from_bytes(bundle_bytes).envelope
+    retired = {k.keyid: k for k in keys if k.retired is not None}
+    if not any(trust.get(s.keyid) for s in envelope.signatures) and any(
+        s.keyid in retired for s in envelope.signatures
+    ):
+        old = next(retired[s.keyid] for s in envelope.signatures if s.keyid in retired)
+        why = "revoked (compromised)" if old.compromised_since is not None else "retired"
+        raise ForbiddenError(
+            f"publisher key {old.keyid[:16]}… of namespace {namespace!r} was {why} on "
+            f"{old.retired:%Y-%m-%d %H:%M} UTC and can no longer publish; sign with a current key"
+        )
     if not any(trust.get(s.keyid) for s in envelope.signatures):
         signed_by = ", ".join(s.keyid[:16] + "…" for s in envelope.signatures if s.keyid) or "no named key"
         raise ForbiddenError(

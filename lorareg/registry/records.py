@@ -267,6 +267,8 @@ class PublisherKeyRecord:
     keyid: str
     public_pem: str
     added: datetime
+    retired: datetime | None = None  # no longer publishes (rotated out or revoked)
+    compromised_since: datetime | None = None  # versions it signed logged from then on are revoked
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -274,4 +276,6 @@ class PublisherKeyRecord:
             "keyid": self.keyid,
             "public_key": self.public_pem,
             "added": _iso(self.added),
+            "retired": _iso(self.retired),
+            "compromised_since": _iso(self.compromised_since),
         }

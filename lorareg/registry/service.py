@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -41,6 +41,8 @@ from lorareg.registry import (
     catalog,
     collecting,
     fingerprints,
+    keyrevoking,
+    keyrotation,
     logstore,
     publishing,
     revoking,
@@ -51,6 +53,7 @@ from lorareg.registry.blobs import BlobStore, FilesystemStore, check_sha256, ope
 from lorareg.registry.db import Blob, Database, open_database, utcnow
 from lorareg.registry.faults import MID_UPLOAD_BYTES, crash_point
 from lorareg.registry.lineage import check_lineage
+from lorareg.registry.logtree import TreeCache
 from lorareg.registry.records import (
     AdapterRecord,
     BlobRecord,
@@ -134,6 +137,7 @@ class Registry:
         self.db = db
         self.store = store
         self.key = key
+        self.log_tree = TreeCache()  # leaf and subtree hashes of the log, shared by this process's requests
         self._validity = timedelta(seconds=revocation_validity_s)
         self.near_duplicate_threshold = near_duplicate_threshold
 
@@ -421,21 +425,51 @@ class Registry:
         public = self.key.public_key
         return [{"keyid": public.key_id, "public_key": public.pem.decode("ascii"), "role": "registry"}]
 
+    def key_chain(self) -> list[bytes]:
+        """The key-set documents of every registry key rotation, oldest first (empty before the first)."""
+        with self.db.read() as session:
+            return keyrotation.chain(session)
+
+    def rotate_key(self, key_file: Path, *, password: bytes | None) -> tuple[str, str]:
+        """Rotate the registry key kept in ``key_file`` (``lorareg.registry.keyrotation``); (old, new) ids.
+
+        Raises StorageError (a staged key left by an unfinished rotation, unwritable files).
+        """
+        new = generate()
+        staged = keyrotation.stage_key_file(key_file, new, password=password)
+        old = self.key
+        self._retrying(lambda session, now: keyrotation.announce(session, old, new, now=now))
+        keyrotation.swap_key_files(key_file, staged, old_keyid=old.key_id)
+        self.key = new
+        return old.key_id, new.key_id
+
     # -- transparency log -------------------------------------------------------------------------------
     def log_head(self) -> bytes:
         """A freshly signed tree head (DSSE envelope JSON) over the whole log: size, root hash, timestamp."""
         with self.db.read() as session:
-            return logstore.signed_head(session, self.key, now=utcnow())
+            return logstore.signed_head(session, self.key, now=utcnow(), cache=self.log_tree)
+
+    def log_checkpoint(self, origin: str) -> bytes:
+        """The whole log as a C2SP ``tlog-checkpoint`` signed note, signed by the registry key."""
+        with self.db.read() as session:
+            return logstore.checkpoint(session, self.key, origin=origin, cache=self.log_tree)
 
     def log_inclusion(self, index: int, tree_size: int) -> InclusionProof:
         """Inclusion proof of leaf ``index`` in the first ``tree_size`` leaves; InputError if out of range."""
         with self.db.read() as session:
-            return logstore.inclusion(session, index, tree_size)
+            return logstore.inclusion(session, index, tree_size, cache=self.log_tree)
 
     def log_consistency(self, first: int, second: int) -> ConsistencyProof:
         """Consistency proof between tree sizes ``first`` <= ``second``. InputError if out of range."""
         with self.db.read() as session:
-            return logstore.consistency(session, first, second)
+            return logstore.consistency(session, first, second, cache=self.log_tree)
+
+    def log_evidence(self, origin: str, *, index: int, since: int) -> dict[str, Any]:
+        """Checkpoint, leaf ``index`` and its inclusion proof, consistency from ``since``: one snapshot."""
+        with self.db.read() as session:
+            return logstore.evidence(
+                session, self.key, origin=origin, index=index, since=since, cache=self.log_tree
+            )
 
     def log_entries(self, start: int, end: int) -> list[LogEntry]:
         """Leaves ``start`` (inclusive) to ``end`` (exclusive), at most ``tlog.MAX_ENTRIES_PER_PAGE``."""
@@ -446,6 +480,36 @@ class Registry:
     def add_publisher(self, namespace: str, public_pem: str) -> PublisherKeyRecord:
         """Register ``namespace`` (created if new) and a publisher key for it; idempotent per key."""
         return accounts.add_publisher(self.db, namespace, public_pem)
+
+    def retire_publisher_key(self, namespace: str, keyid: str) -> PublisherKeyRecord:
+        """Rotation: the key (id or prefix) can no longer publish; what it signed stays valid."""
+
+        def run(session: Session, now: datetime) -> PublisherKeyRecord:
+            return accounts.key_record(keyrevoking.retire_key(session, namespace, keyid, now=now))
+
+        return self._retrying(run)
+
+    def revoke_publisher_key(
+        self, namespace: str, keyid: str, *, compromised_since: datetime
+    ) -> tuple[PublisherKeyRecord, list[VersionRecord]]:
+        """Compromise: retire the key and revoke the versions it signed logged at or after the cutoff.
+
+        Raises NotFoundError (no such key), InputError (ambiguous prefix, naive time).
+        """
+
+        def run(session: Session, now: datetime) -> tuple[PublisherKeyRecord, list[VersionRecord]]:
+            row, hit = keyrevoking.revoke_key(
+                session,
+                namespace,
+                keyid,
+                compromised_since=compromised_since,
+                key=self.key,
+                now=now,
+                validity=self._validity,
+            )
+            return accounts.key_record(row), [catalog.version_record(session, v) for v in hit]
+
+        return self._retrying(run)
 
     def publisher_keys(self, namespace: str) -> list[PublisherKeyRecord]:
         """The keys registered for a namespace (empty if none)."""
@@ -623,6 +687,8 @@ def open_registry(
     key_file: str | Path | None = None,
     key_password: bytes | None = None,
     near_duplicate_threshold: float = fingerprints.NEAR_DUPLICATE_THRESHOLD,
+    key_uri: str | None = None,
+    key_pin: str | None = None,
 ) -> Registry:
     """Open (creating on first use) the registry whose key lives in ``data_dir``.
 
@@ -632,6 +698,8 @@ def open_registry(
     ``data_dir/registry.key``, created (P-256, mode 0600, never overwritten, encrypted with ``key_password``
     when one is given) on first use; ``key_file`` names a key kept elsewhere (a mounted secret), which must
     exist: it is never created, so a mistyped path cannot silently mint a second registry identity.
+    ``key_uri`` (``pkcs11:token=…;object=…``, PIN ``key_pin``) keeps the key in an HSM instead
+    (``lorareg.registry.hsm``): every registry signature goes through the token.
 
     A database without any table gets the current schema (migrated and stamped); any other must already be
     at this lorareg's schema revision, else a one-line error says to run ``lorareg admin migrate``.
@@ -646,7 +714,11 @@ def open_registry(
         raise StorageError(f"cannot create data directory {root}: {e}") from e
     db = open_database(database_url or default_database_url(root))
     store = FilesystemStore(root) if storage is None else open_store(storage, s3_endpoint=s3_endpoint)
-    if key_file is not None:
+    if key_uri is not None:
+        from lorareg.registry.hsm import open_pkcs11_key  # python-pkcs11 only when an HSM is configured
+
+        key = open_pkcs11_key(key_uri, pin=key_pin)
+    elif key_file is not None:
         key = _existing_registry_key(Path(key_file), key_password)
     else:
         key = _registry_key(root / KEY_FILE, key_password)

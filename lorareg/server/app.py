@@ -92,6 +92,8 @@ def open_registry_for(settings: Settings) -> Registry:
         key_file=settings.registry_key_file,
         key_password=settings.registry_key_password.encode() if settings.registry_key_password else None,
         near_duplicate_threshold=settings.near_duplicate_threshold,
+        key_uri=settings.registry_key,
+        key_pin=settings.registry_key_pin,
     )
 
 

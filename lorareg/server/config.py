@@ -56,6 +56,8 @@ class Settings:
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S  # longest wait for the next piece of a request body
     max_concurrent_uploads: int = DEFAULT_MAX_CONCURRENT_UPLOADS  # the next upload gets 429
     max_uploads_per_token: int = DEFAULT_MAX_UPLOADS_PER_TOKEN  # the token's next upload gets 429
+    registry_key: str | None = None  # pkcs11:token=…;object=… (RFC 7512): the key lives in an HSM
+    registry_key_pin: str | None = field(default=None, repr=False)  # the token's user PIN
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with the given non-``None`` fields replaced (explicit CLI flags win)."""
@@ -95,6 +97,8 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         max_uploads_per_token=_positive_int(
             source, "LORAREG_MAX_UPLOADS_PER_TOKEN", DEFAULT_MAX_UPLOADS_PER_TOKEN
         ),
+        registry_key=source.get("LORAREG_REGISTRY_KEY") or None,
+        registry_key_pin=source.get("LORAREG_REGISTRY_KEY_PIN") or None,
     )
 
 

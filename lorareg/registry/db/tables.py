@@ -73,6 +73,8 @@ class PublisherKey(SQLModel, table=True):
     keyid: str = Field(max_length=64, index=True)
     public_pem: str
     added: datetime = dt_column()
+    retired: datetime | None = dt_column(nullable=True)  # can no longer publish; what it signed stays valid
+    compromised_since: datetime | None = dt_column(nullable=True)  # versions logged from then on: revoked
 
 
 class User(SQLModel, table=True):
@@ -185,6 +187,15 @@ class TlogLeaf(SQLModel, table=True):
     kind: str = Field(max_length=20)
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created: datetime = dt_column()
+
+
+class RegistryKeySet(SQLModel, table=True):
+    """A key-set document announcing a registry key rotation (``lorareg.signing.keyset``), oldest first."""
+
+    __tablename__ = "registry_keysets"
+    version: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    envelope: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created: datetime = dt_column()
 
 

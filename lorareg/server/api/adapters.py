@@ -31,6 +31,7 @@ v1 = APIRouter(prefix="/api/v1")
 
 DSSE_MEDIA_TYPE = "application/json"
 LogIndex = Annotated[int, Query(ge=0, le=MAX_DB_INT)]  # the log's idx column is a 32-bit INTEGER
+CHECKPOINT_MEDIA_TYPE = "text/plain; charset=utf-8"
 
 
 @router.get("/healthz", tags=["meta"], summary="Liveness: the process answers and the database is reachable")
@@ -42,6 +43,13 @@ def healthz(registry: RegistryDep) -> dict[str, str]:
 @v1.get("/keys", tags=["meta"], summary="The registry's public signing keys")
 def keys(registry: RegistryDep) -> dict[str, Any]:
     return {"keys": registry.keys()}
+
+
+@v1.get(
+    "/keys/chain", tags=["meta"], summary="Key-set documents of every registry key rotation, oldest first"
+)
+def key_chain(registry: RegistryDep) -> dict[str, Any]:
+    return {"keysets": [document.decode("utf-8") for document in registry.key_chain()]}
 
 
 @v1.get("/adapters", tags=["catalogue"], summary="Search active versions (keyset pagination)")
@@ -164,6 +172,28 @@ def log_head(registry: RegistryDep) -> Response:
     return Response(registry.log_head(), media_type=DSSE_MEDIA_TYPE, headers={"Cache-Control": "no-cache"})
 
 
+@v1.get("/log/checkpoint", tags=["transparency"], summary="The log's checkpoint (C2SP signed note)")
+def log_checkpoint(request: Request, registry: RegistryDep, settings: SettingsDep) -> Response:
+    origin = log_origin(settings.public_url or str(request.base_url))
+    return Response(
+        registry.log_checkpoint(origin),
+        media_type=CHECKPOINT_MEDIA_TYPE,
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+@v1.get(
+    "/log/evidence",
+    tags=["transparency"],
+    summary="Checkpoint, leaf index with its inclusion proof and consistency from size since, one snapshot",
+)
+def log_evidence(
+    index: int, request: Request, registry: RegistryDep, settings: SettingsDep, since: int = 0
+) -> dict[str, Any]:
+    origin = log_origin(settings.public_url or str(request.base_url))
+    return registry.log_evidence(origin, index=index, since=since)
+
+
 @v1.get("/log/inclusion", tags=["transparency"], summary="Inclusion proof of leaf index in tree_size")
 def log_inclusion(index: LogIndex, tree_size: LogIndex, registry: RegistryDep) -> dict[str, Any]:
     return registry.log_inclusion(index, tree_size).to_json()
@@ -192,6 +222,11 @@ def version_json(record: VersionRecord, request: Request, public_url: str | None
             public_url, f"/api/v1/adapters/{record.name}/versions/{record.version}/signature"
         ),
     }
+
+
+def log_origin(base_url: str) -> str:
+    """The checkpoint origin: the registry's public URL without scheme or trailing slash (C2SP advice)."""
+    return base_url.split("://", 1)[-1].rstrip("/") or "lorareg"
 
 
 def _one_of(value: str | None, allowed: tuple[str, ...], name: str) -> str | None:
