@@ -19,6 +19,7 @@ import typer
 from lorareg import __version__
 from lorareg.cli import (
     admin_cmd,
+    alias_cmd,
     inspect_cmd,
     provenance_cmd,
     registry_cmd,
@@ -87,6 +88,7 @@ for _module in (
     admin_cmd,
     takedown_cmd,
     provenance_cmd,
+    alias_cmd,
 ):
     _module.register(app)
 

@@ -67,7 +67,7 @@ def publish(
 
 
 def pull(
-    ref: str = typer.Argument(..., help="ns/name, ns/name@version, or one of the six hashes."),
+    ref: str = typer.Argument(..., help="ns/name, ns/name@version, ns/name@alias, or one of the six hashes."),
     verify: bool = typer.Option(
         True, "--verify/--no-verify", help="Verify signature, trust, revocation, policy."
     ),
@@ -91,7 +91,15 @@ def pull(
 
     store, policy = _load_trust(trust) if verify else (None, None)
     with Client(registry, token) as client, _progress("downloading") as progress:
-        path = client.pull(ref, verify=verify, trust=store, policy=policy, out_dir=out, progress=progress)
+        path = client.pull(
+            ref,
+            verify=verify,
+            trust=store,
+            policy=policy,
+            out_dir=out,
+            progress=progress,
+            on_resolved=lambda detail: _say_resolved(ref, detail),
+        )
     typer.echo(str(path))
 
 
@@ -215,3 +223,14 @@ def _progress(label: str) -> Iterator[Progress]:
     ) as bar:
         task = bar.add_task(label, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def _say_resolved(ref: str, detail: Any) -> None:
+    """On stderr (stdout carries only the path): which version ``ns/name@alias`` gave."""
+    name, _, tail = ref.partition("@")
+    if tail and tail != detail.get("version"):
+        typer.echo(
+            f"{safe_text(ref)} gave {safe_text(detail.get('name'))}@{safe_text(detail.get('version'))} "
+            f"(sha256:{safe_text(detail.get('sha256'))})",
+            err=True,
+        )

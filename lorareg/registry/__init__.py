@@ -9,6 +9,7 @@ layering test refuses any import of them from outside — so every query lives b
 from __future__ import annotations
 
 from lorareg.registry import web_sessions
+from lorareg.registry.aliases import Aliases, AliasRecord
 from lorareg.registry.auth import Principal, parse_duration
 from lorareg.registry.previews import MAX_UPLOAD_BYTES as MAX_PREVIEW_UPLOAD_BYTES
 from lorareg.registry.previews import PreviewRecord, Previews
@@ -32,6 +33,8 @@ __all__ = [
     "MAX_PREVIEW_UPLOAD_BYTES",
     "REASONS",
     "STATUSES",
+    "AliasRecord",
+    "Aliases",
     "BlobRecord",
     "PreviewRecord",
     "Previews",

@@ -213,7 +213,7 @@ class Registry:
 
     # -- reading ------------------------------------------------------------------------------------
     def resolve(self, ref: str) -> VersionRecord:
-        """Find a version by ``ns/name`` (highest active semver), ``ns/name@version`` or any hash.
+        """Find a version by ``ns/name`` (highest active semver), ``ns/name@version|@alias`` or any hash.
 
         Hashes: 64 hex (sha256, autov3 or blake3), 10 hex (autov2), 8 hex (autov1 or crc32), or a prefix of
         12+ hex of AutoV3 (as A1111's ``Lora hashes`` write it). An exact ``@version`` is returned whatever
@@ -232,9 +232,12 @@ class Registry:
             return catalog.adapter_record(session, name)
 
     def get_version(self, name: str, version: str) -> VersionRecord:
-        """One exact version, whatever its status. Raises NotFoundError."""
+        """One exact version (or the one an alias such as ``prod`` names), whatever its status.
+
+        Raises NotFoundError.
+        """
         with self.db.read() as session:
-            return catalog.version_record(session, catalog.find_version(session, name, version))
+            return catalog.version_record(session, catalog.find_version_or_alias(session, name, version))
 
     def derived_by(self, name: str, version: str, *, limit: int) -> list[tuple[str, str]]:
         """Live versions that declare they derive from exactly ``name@version`` (lineage, newest first)."""

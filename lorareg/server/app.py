@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lorareg import __version__
 from lorareg.registry import Registry
 from lorareg.server.api import adapters as adapters_api
+from lorareg.server.api import aliases as aliases_api
 from lorareg.server.api import takedowns as takedowns_api
 from lorareg.server.config import Settings
 from lorareg.server.errors import install_error_handlers
@@ -41,6 +42,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
     app.state.registry = registry if registry is not None else open_registry_for(settings)
     install_error_handlers(app)
     app.include_router(adapters_api.router)
+    app.include_router(aliases_api.router)
     app.include_router(takedowns_api.router)
     app.include_router(web_routes.router)
     for middleware in web_routes.MIDDLEWARE:  # the web UI's security headers (CSP)

@@ -8,6 +8,7 @@ through the registry service, never through tables. Importing the package regist
 
 from __future__ import annotations
 
+from lorareg.registry.db.alias_tables import Alias
 from lorareg.registry.db.engine import SQLITE_BUSY_TIMEOUT_MS, Database, open_database
 from lorareg.registry.db.tables import (
     FTS_TABLE,
@@ -43,6 +44,7 @@ __all__ = [
     "SQLITE_BUSY_TIMEOUT_MS",
     "SQLITE_FTS_DDL",
     "Adapter",
+    "Alias",
     "Blob",
     "Database",
     "Derivation",

@@ -26,6 +26,7 @@ from lorareg.registry import (
     VersionSummary,
     read_stored_facts,
 )
+from lorareg.server.web.alias_views import alias_links
 from lorareg.signing.keys import load_public_key
 from lorareg.signing.verify import verify_bundle
 
@@ -115,6 +116,7 @@ def adapter_view(registry: Registry, record: VersionRecord) -> dict[str, Any]:
     return {
         "record": record,
         "versions": [_version_link(v, current=record.version) for v in adapter.versions],
+        "aliases": alias_links(registry, record.name, current=record.version),
         "facts": manifest_facts(m, size=record.blob.size),
         "signature": signature_status(registry, record),
         "hashes": [(HASH_LABELS[k], v) for k in HASH_LABELS if (v := record.blob.hashes().get(k))],

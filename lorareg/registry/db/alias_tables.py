@@ -1,0 +1,27 @@
+"""Tables for pipeline aliases (``ns/name@prod``): one row per live alias, its signed move kept beside it.
+
+The row is the current pointer; its history is in the transparency log (an ``alias`` leaf per move and
+deletion), so no history table is needed. ``(name, alias)`` is the primary key: two replicas moving one
+alias at once serialise on it, and the later move wins with its own log leaf.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, LargeBinary
+from sqlmodel import Field, SQLModel
+
+from lorareg.registry.db.tables import dt_column
+
+
+class Alias(SQLModel, table=True):
+    __tablename__ = "aliases"
+    name: str = Field(foreign_key="adapters.name", primary_key=True, max_length=200)
+    alias: str = Field(primary_key=True, max_length=63)
+    version: str = Field(max_length=100)
+    sha256: str = Field(max_length=64)
+    moved_by: str = Field(max_length=100)
+    moved_at: datetime = dt_column()
+    envelope: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # the registry-signed move
+    tlog_index: int
