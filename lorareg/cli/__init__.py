@@ -27,6 +27,7 @@ from lorareg.cli import (
     signing_cmd,
     takedown_cmd,
     trust_cmd,
+    webhook_cmd,
 )
 from lorareg.cli._coerce import install as _install_plain_coercion
 from lorareg.cli._output import error_line
@@ -89,6 +90,7 @@ for _module in (
     takedown_cmd,
     provenance_cmd,
     alias_cmd,
+    webhook_cmd,
 ):
     _module.register(app)
 

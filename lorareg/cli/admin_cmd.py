@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from lorareg.registry import Registry
 
 _DATA_HELP = "Data directory (database, blobs, registry key). Default: LORAREG_HOME or ./lorareg-data."
-_ROLES_HELP = "admin, reviewer or publisher"
+_ROLES_HELP = "admin, reviewer, publisher or viewer (read-only, for a private catalogue)"
 
 admin_app = typer.Typer(
     help="Manage publishers, API tokens and users (acts on the data directory).", no_args_is_help=True

@@ -187,6 +187,33 @@ class Client:
         """Remove ``name@alias``; returns what it pointed at."""
         return self._json("DELETE", f"/api/v1/adapters/{name}/aliases/{_path_part(alias)}")
 
+    # -- webhooks -------------------------------------------------------------------------------------
+    def add_webhook(self, url: str, events: list[str], *, namespace: str | None = None) -> dict[str, Any]:
+        """Register a webhook; the answer's ``secret`` is shown this once."""
+        body = {"url": url, "events": events, "namespace": namespace}
+        return self._json(
+            "POST",
+            "/api/v1/webhooks",
+            content=_json_bytes(body),
+            headers={"Content-Type": "application/json"},
+        )
+
+    def webhooks(self) -> dict[str, Any]:
+        """``{"webhooks": [...]}``: the hooks this token may manage."""
+        return self._json("GET", "/api/v1/webhooks")
+
+    def delete_webhook(self, hook_id: str) -> dict[str, Any]:
+        return self._json("DELETE", f"/api/v1/webhooks/{_path_part(hook_id)}")
+
+    def webhook_deliveries(self, hook_id: str) -> dict[str, Any]:
+        """``{"deliveries": [...]}``, newest first, each with its attempts' HTTP status codes."""
+        return self._json("GET", f"/api/v1/webhooks/{_path_part(hook_id)}/deliveries")
+
+    def redeliver(self, hook_id: str, delivery_id: int) -> dict[str, Any]:
+        return self._json(
+            "POST", f"/api/v1/webhooks/{_path_part(hook_id)}/deliveries/{delivery_id}/redeliver"
+        )
+
     # -- takedowns and previews -----------------------------------------------------------------------
     def file_takedown(
         self, ref: str, *, reason: str, claimant: str, contact: str, details: str, good_faith: bool

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from lorareg.registry import web_sessions
 from lorareg.registry.aliases import Aliases, AliasRecord
-from lorareg.registry.auth import Principal, parse_duration
+from lorareg.registry.auth import VIEWER_SCOPE, Principal, parse_duration
 from lorareg.registry.previews import MAX_UPLOAD_BYTES as MAX_PREVIEW_UPLOAD_BYTES
 from lorareg.registry.previews import PreviewRecord, Previews
 from lorareg.registry.publishing import read_stored_facts
@@ -24,6 +24,8 @@ from lorareg.registry.records import (
 )
 from lorareg.registry.service import Registry, default_database_url, open_registry
 from lorareg.registry.takedown import DECISIONS, GOOD_FAITH_STATEMENT, REASONS, STATUSES, Takedowns
+from lorareg.registry.webhook_urls import WebhookAllow
+from lorareg.registry.webhooks import DeliveryRecord, WebhookRecord, Webhooks
 
 __all__ = [
     "DECISIONS",
@@ -33,9 +35,11 @@ __all__ = [
     "MAX_PREVIEW_UPLOAD_BYTES",
     "REASONS",
     "STATUSES",
+    "VIEWER_SCOPE",
     "AliasRecord",
     "Aliases",
     "BlobRecord",
+    "DeliveryRecord",
     "PreviewRecord",
     "Previews",
     "Principal",
@@ -44,6 +48,9 @@ __all__ = [
     "Takedowns",
     "VersionRecord",
     "VersionSummary",
+    "WebhookAllow",
+    "WebhookRecord",
+    "Webhooks",
     "current_schema_revision",
     "default_database_url",
     "open_registry",

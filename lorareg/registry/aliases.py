@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 
 from lorareg.errors import ConflictError, NotFoundError
 from lorareg.manifest.ids import check_alias, check_name
-from lorareg.registry import catalog, logstore
+from lorareg.registry import catalog, logstore, webhook_events
 from lorareg.registry.auth import Principal
 from lorareg.registry.db import Adapter, Alias, utcnow
 from lorareg.registry.records import VersionRecord
@@ -93,6 +93,9 @@ class Aliases:
                 name, alias, version, target.sha256, row.version if row else None, _who(principal), now
             )
             index = logstore.append(session, "alias", move.to_json(), now=now)
+            webhook_events.enqueue(
+                session, "alias.moved", move.to_json(), namespaces=[name.split("/")[0]], now=now
+            )
             row = Alias(
                 name=name,
                 alias=alias,
@@ -122,6 +125,9 @@ class Aliases:
             gone = _record(row)
             move = AliasMove(name, alias, None, None, row.version, _who(principal), now)
             logstore.append(session, "alias", move.to_json(), now=now)
+            webhook_events.enqueue(
+                session, "alias.moved", move.to_json(), namespaces=[name.split("/")[0]], now=now
+            )
             session.delete(row)
             return gone
 

@@ -35,7 +35,16 @@ from lorareg.errors import (
     UnprocessableError,
 )
 from lorareg.manifest.ids import check_name
-from lorareg.registry import accounts, catalog, collecting, logstore, publishing, revoking, versions
+from lorareg.registry import (
+    accounts,
+    catalog,
+    collecting,
+    logstore,
+    publishing,
+    revoking,
+    versions,
+    webhook_events,
+)
 from lorareg.registry.auth import Principal
 from lorareg.registry.blobs import BlobStore, FilesystemStore, check_sha256, open_store
 from lorareg.registry.db import Blob, Database, open_database, utcnow
@@ -206,6 +215,8 @@ class Registry:
 
         def run(session: Session, now: datetime) -> VersionRecord:
             record = versions.insert(session, draft, now=now)
+            event = {"name": record.name, "version": record.version, "sha256": record.sha256}
+            webhook_events.enqueue(session, "version.published", event, namespaces=[namespace], now=now)
             crash_point("before-rows-commit")
             return record
 

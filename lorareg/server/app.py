@@ -18,11 +18,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lorareg import __version__
 from lorareg.registry import Registry
+from lorareg.server import webhook_worker
 from lorareg.server.api import adapters as adapters_api
 from lorareg.server.api import aliases as aliases_api
 from lorareg.server.api import takedowns as takedowns_api
+from lorareg.server.api import webhooks as webhooks_api
 from lorareg.server.config import Settings
 from lorareg.server.errors import install_error_handlers
+from lorareg.server.read_access import ReadAccessMiddleware
+from lorareg.server.web import access as web_access
 from lorareg.server.web import routes as web_routes
 
 access_log = logging.getLogger("lorareg.access")
@@ -41,12 +45,16 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
     app.state.settings = settings
     app.state.registry = registry if registry is not None else open_registry_for(settings)
     install_error_handlers(app)
+    webhook_worker.install(app)  # sends queued webhook deliveries while the app runs
     app.include_router(adapters_api.router)
     app.include_router(aliases_api.router)
+    app.include_router(webhooks_api.router)
     app.include_router(takedowns_api.router)
     app.include_router(web_routes.router)
+    app.include_router(web_access.router)
     for middleware in web_routes.MIDDLEWARE:  # the web UI's security headers (CSP)
         app.add_middleware(middleware)
+    app.add_middleware(ReadAccessMiddleware)  # LORAREG_READ=signed-in: no anonymous reads (docs/studio.md)
     app.add_middleware(AccessLogMiddleware)
     return app
 

@@ -19,6 +19,7 @@ DEFAULT_MAX_UPLOAD_BYTES = 2 * 2**30  # 2 GiB: a large FLUX LoRA is ~1.3 GiB
 DEFAULT_MAX_BUNDLE_BYTES = 1 * 2**20  # 1 MiB: a signed bundle is a few KiB
 DEFAULT_CHUNK_BYTES = 1 * 2**20  # 1 MiB per read/write when streaming blobs
 DEFAULT_GC_GRACE_S = 24 * 3600  # start-up garbage collection spares leftovers younger than a day
+READ_MODES = ("public", "signed-in")  # LORAREG_READ: who may read the catalogue (docs/studio.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,11 @@ class Settings:
     gc_grace_s: int = DEFAULT_GC_GRACE_S  # age (s) of upload leftovers that start-up collection removes
     registry_key_file: Path | None = None  # default: HOME/registry.key; a mounted secret keeps it off disk
     registry_key_password: str | None = field(default=None, repr=False)  # decrypts an encrypted key file
+    read: str = "public"  # "signed-in": every read needs a session or a token (server/read_access.py)
+    webhook_allow: str | None = None  # LORAREG_WEBHOOK_ALLOW: loopback,private,link-local,CIDR… targets
+    webhook_poll_s: float = 2.0  # how often the delivery worker looks for due webhook deliveries (0: off)
+    webhook_lease_s: float = 60.0  # a claimed delivery is taken over after this long (its worker died)
+    webhook_backoff_s: float = 10.0  # first retry delay of a failed delivery; doubles per attempt
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with the given non-``None`` fields replaced (explicit CLI flags win)."""
@@ -66,7 +72,19 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         if source.get("LORAREG_REGISTRY_KEY_FILE")
         else None,
         registry_key_password=source.get("LORAREG_REGISTRY_KEY_PASSWORD") or None,
+        read=check_read_mode(source.get("LORAREG_READ") or "public", "LORAREG_READ"),
+        webhook_allow=source.get("LORAREG_WEBHOOK_ALLOW") or None,
+        webhook_poll_s=_seconds(source, "LORAREG_WEBHOOK_POLL_S", 2),
+        webhook_lease_s=_seconds(source, "LORAREG_WEBHOOK_LEASE_S", 60),
+        webhook_backoff_s=_seconds(source, "LORAREG_WEBHOOK_BACKOFF_S", 10),
     )
+
+
+def check_read_mode(value: str, where: str) -> str:
+    """``public`` or ``signed-in``; any other value is a typo that must not silently expose the catalogue."""
+    if value not in READ_MODES:
+        raise InputError(f"{where} must be one of {', '.join(READ_MODES)}; got {value[:40]!r}")
+    return value
 
 
 def _seconds(source: Mapping[str, str], name: str, default: int) -> int:

@@ -37,6 +37,7 @@ from lorareg.registry.db.takedown_tables import (
     TakedownRequest,
     WebSession,
 )
+from lorareg.registry.db.webhook_tables import Webhook, WebhookAttempt, WebhookDelivery
 
 __all__ = [
     "FTS_TABLE",
@@ -63,6 +64,9 @@ __all__ = [
     "Version",
     "VersionCreator",
     "WebSession",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
     "dt_column",
     "open_database",
     "utcnow",
