@@ -111,6 +111,7 @@ def search(
         None, "--family", help="Base family (sd1, sdxl, sd3, flux1, flux2, …)."
     ),
     license_id: str | None = typer.Option(None, "--license", help="Licence id, e.g. CC-BY-4.0."),
+    namespace: str | None = typer.Option(None, "--namespace", help="Only this namespace (a team's space)."),
     limit: int = typer.Option(20, "--limit", min=1, max=100, help="Results per page."),
     as_json: bool = typer.Option(False, "--json", help="Print the API's JSON."),
     registry: str = _REGISTRY,
@@ -120,7 +121,7 @@ def search(
     from lorareg.client import Client
 
     with Client(registry, token) as client:
-        page = client.search(query, family=family, license=license_id, limit=limit)
+        page = client.search(query, family=family, license=license_id, namespace=namespace, limit=limit)
     if as_json:
         print_json(page)
         return

@@ -24,6 +24,7 @@ from lorareg.registry.records import (
 )
 from lorareg.registry.service import Registry, default_database_url, open_registry
 from lorareg.registry.takedown import DECISIONS, GOOD_FAITH_STATEMENT, REASONS, STATUSES, Takedowns
+from lorareg.registry.teams import MEMBER_ROLES, MemberRecord, Teams
 from lorareg.registry.webhook_urls import WebhookAllow
 from lorareg.registry.webhooks import DeliveryRecord, WebhookRecord, Webhooks
 
@@ -32,6 +33,7 @@ __all__ = [
     "DEFAULT_PAGE_LIMIT",
     "GOOD_FAITH_STATEMENT",
     "MAX_PAGE_LIMIT",
+    "MEMBER_ROLES",
     "MAX_PREVIEW_UPLOAD_BYTES",
     "REASONS",
     "STATUSES",
@@ -40,12 +42,14 @@ __all__ = [
     "Aliases",
     "BlobRecord",
     "DeliveryRecord",
+    "MemberRecord",
     "PreviewRecord",
     "Previews",
     "Principal",
     "Registry",
     "SearchQuery",
     "Takedowns",
+    "Teams",
     "VersionRecord",
     "VersionSummary",
     "WebhookAllow",

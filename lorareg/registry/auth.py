@@ -44,6 +44,7 @@ class Principal:
     scopes: frozenset[str]
     namespace: str | None
     user: str | None = None
+    teams: frozenset[str] = frozenset()  # namespaces whose member the token's user is (issue 14: teams)
 
     def allows(self, scope: str, *, namespace: str | None = None) -> bool:
         """True if the token has ``scope`` and, when a namespace is named, is bound to it or to none.
@@ -55,7 +56,9 @@ class Principal:
             return True
         if scope not in self.scopes and "admin" not in self.scopes:
             return False
-        return namespace is None or self.namespace is None or self.namespace == namespace
+        if namespace is None or namespace == self.namespace or namespace in self.teams:
+            return True
+        return self.namespace is None and self.role != "publisher"  # a team token acts only in its teams
 
     def require(self, scope: str, *, namespace: str | None = None) -> None:
         """Raise :class:`ForbiddenError` unless :meth:`allows` says yes, naming what was missing."""

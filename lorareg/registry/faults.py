@@ -28,7 +28,8 @@ DELIVERY_POINTS = ("before-webhook-send",)  # a webhook delivery is claimed (com
 
 def crash_point(name: str) -> None:
     """SIGKILL this process if ``LORAREG_FAULT`` names this point (test only; see the module docstring)."""
-    if name not in POINTS + DELIVERY_POINTS:
-        raise ValueError(f"unknown crash point {name!r}; expected one of {', '.join(POINTS + DELIVERY_POINTS)}")
+    known = POINTS + DELIVERY_POINTS
+    if name not in known:
+        raise ValueError(f"unknown crash point {name!r}; expected one of {', '.join(known)}")
     if os.environ.get(FAULT_VARIABLE) == name:
         os.kill(os.getpid(), signal.SIGKILL)

@@ -8,7 +8,7 @@ through the registry service, never through tables. Importing the package regist
 
 from __future__ import annotations
 
-from lorareg.registry.db.alias_tables import Alias
+from lorareg.registry.db.alias_tables import Alias, NamespaceMember
 from lorareg.registry.db.engine import SQLITE_BUSY_TIMEOUT_MS, Database, open_database
 from lorareg.registry.db.tables import (
     FTS_TABLE,
@@ -50,6 +50,7 @@ __all__ = [
     "Database",
     "Derivation",
     "Namespace",
+    "NamespaceMember",
     "Preview",
     "PublisherKey",
     "RateLimitHit",

@@ -1,4 +1,6 @@
-"""Tables for pipeline aliases (``ns/name@prod``): one row per live alias, its signed move kept beside it.
+"""Tables of issue 14: pipeline aliases (``ns/name@prod``) and namespace members (teams).
+
+Aliases: one row per live alias, its signed move kept beside it.
 
 The row is the current pointer; its history is in the transparency log (an ``alias`` leaf per move and
 deletion), so no history table is needed. ``(name, alias)`` is the primary key: two replicas moving one
@@ -25,3 +27,14 @@ class Alias(SQLModel, table=True):
     moved_at: datetime = dt_column()
     envelope: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # the registry-signed move
     tlog_index: int
+
+
+class NamespaceMember(SQLModel, table=True):
+    """A user's role in a namespace (a team): ``owner`` or ``publisher``; both may publish, yank and move
+    aliases there with a token of their own (``Principal.teams``)."""
+
+    __tablename__ = "namespace_members"
+    namespace: str = Field(foreign_key="namespaces.name", primary_key=True, max_length=63)
+    user: str = Field(foreign_key="users.name", primary_key=True, max_length=100, index=True)
+    role: str = Field(max_length=20)
+    added: datetime = dt_column()

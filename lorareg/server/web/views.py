@@ -51,7 +51,16 @@ HASH_LABELS = {
     "autov1": "AutoV1",
     "crc32": "CRC32",
 }
-FILTER_NAMES = ("q", "family", "license", "commercial_use", "consent_subject", "consent_status", "creator")
+FILTER_NAMES = (
+    "q",
+    "family",
+    "license",
+    "commercial_use",
+    "consent_subject",
+    "consent_status",
+    "creator",
+    "namespace",
+)
 MAX_DERIVED_LINKS = 50  # "derived by" links shown on one adapter page
 MAX_METADATA_ROWS = 40  # the file's own metadata strings shown on one adapter page
 MAX_METADATA_CHARS = 300  # each value shortened to this many characters
@@ -84,6 +93,7 @@ def search_query(params: Mapping[str, str]) -> SearchQuery:
         consent_subject=pick("consent_subject"),
         consent_status=pick("consent_status"),
         creator=pick("creator"),
+        namespace=pick("namespace"),
         sort="name" if params.get("sort") == "name" else "newest",
         cursor=pick("cursor"),
     )

@@ -3,6 +3,7 @@
 ``aliases``: one row per live alias with the registry-signed move that set it; moves and deletions are also
 leaves of the transparency log, so the table needs no history. ``webhooks``, ``webhook_deliveries`` (the
 outbox: rows written in the transaction of the event) and ``webhook_attempts`` (the delivery log).
+``namespace_members``: users' roles in a namespace (teams).
 
 Revision ID: 0014a
 Revises: 0002
@@ -35,6 +36,18 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["name"], ["adapters.name"]),
         sa.PrimaryKeyConstraint("name", "alias"),
     )
+    op.create_table(
+        "namespace_members",
+        sa.Column("namespace", sa.String(length=63), nullable=False),
+        sa.Column("user", sa.String(length=100), nullable=False),
+        sa.Column("role", sa.String(length=20), nullable=False),
+        sa.Column("added", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["namespace"], ["namespaces.name"]),
+        sa.ForeignKeyConstraint(["user"], ["users.name"]),
+        sa.PrimaryKeyConstraint("namespace", "user"),
+    )
+    with op.batch_alter_table("namespace_members", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_namespace_members_user"), ["user"], unique=False)
     op.create_table(
         "webhooks",
         sa.Column("id", sa.String(length=24), nullable=False),
