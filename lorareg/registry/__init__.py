@@ -23,6 +23,7 @@ from lorareg.registry.records import (
     VersionSummary,
 )
 from lorareg.registry.service import Registry, default_database_url, open_registry
+from lorareg.registry.sso import RoleGrant, RoleMap, SsoLogins
 from lorareg.registry.takedown import DECISIONS, GOOD_FAITH_STATEMENT, REASONS, STATUSES, Takedowns
 from lorareg.registry.teams import MEMBER_ROLES, MemberRecord, Teams
 from lorareg.registry.webhook_urls import WebhookAllow
@@ -47,7 +48,10 @@ __all__ = [
     "Previews",
     "Principal",
     "Registry",
+    "RoleGrant",
+    "RoleMap",
     "SearchQuery",
+    "SsoLogins",
     "Takedowns",
     "Teams",
     "VersionRecord",

@@ -28,6 +28,7 @@ from lorareg.server.errors import install_error_handlers
 from lorareg.server.read_access import ReadAccessMiddleware
 from lorareg.server.web import access as web_access
 from lorareg.server.web import routes as web_routes
+from lorareg.server.web import sso as web_sso
 
 access_log = logging.getLogger("lorareg.access")
 
@@ -52,6 +53,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
     app.include_router(takedowns_api.router)
     app.include_router(web_routes.router)
     app.include_router(web_access.router)
+    app.include_router(web_sso.router)
     for middleware in web_routes.MIDDLEWARE:  # the web UI's security headers (CSP)
         app.add_middleware(middleware)
     app.add_middleware(ReadAccessMiddleware)  # LORAREG_READ=signed-in: no anonymous reads (docs/studio.md)

@@ -46,6 +46,11 @@ class Settings:
     webhook_poll_s: float = 2.0  # how often the delivery worker looks for due webhook deliveries (0: off)
     webhook_lease_s: float = 60.0  # a claimed delivery is taken over after this long (its worker died)
     webhook_backoff_s: float = 10.0  # first retry delay of a failed delivery; doubles per attempt
+    oidc_issuer: str | None = None  # LORAREG_OIDC_ISSUER: single sign-on for the web UI when set
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = field(default=None, repr=False)
+    oidc_roles: str | None = None  # LORAREG_OIDC_ROLES: "group=viewer;team=publisher:ns;ops=admin"
+    oidc_groups_claim: str = "groups"  # the ID-token claim that lists the user's groups
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with the given non-``None`` fields replaced (explicit CLI flags win)."""
@@ -77,6 +82,11 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         webhook_poll_s=_seconds(source, "LORAREG_WEBHOOK_POLL_S", 2),
         webhook_lease_s=_seconds(source, "LORAREG_WEBHOOK_LEASE_S", 60),
         webhook_backoff_s=_seconds(source, "LORAREG_WEBHOOK_BACKOFF_S", 10),
+        oidc_issuer=(source.get("LORAREG_OIDC_ISSUER") or "").rstrip("/") or None,
+        oidc_client_id=source.get("LORAREG_OIDC_CLIENT_ID") or None,
+        oidc_client_secret=source.get("LORAREG_OIDC_CLIENT_SECRET") or None,
+        oidc_roles=source.get("LORAREG_OIDC_ROLES") or None,
+        oidc_groups_claim=source.get("LORAREG_OIDC_GROUPS_CLAIM") or "groups",
     )
 
 

@@ -8,7 +8,7 @@ through the registry service, never through tables. Importing the package regist
 
 from __future__ import annotations
 
-from lorareg.registry.db.alias_tables import Alias, NamespaceMember
+from lorareg.registry.db.alias_tables import Alias, NamespaceMember, OidcLogin
 from lorareg.registry.db.engine import SQLITE_BUSY_TIMEOUT_MS, Database, open_database
 from lorareg.registry.db.tables import (
     FTS_TABLE,
@@ -51,6 +51,7 @@ __all__ = [
     "Derivation",
     "Namespace",
     "NamespaceMember",
+    "OidcLogin",
     "Preview",
     "PublisherKey",
     "RateLimitHit",

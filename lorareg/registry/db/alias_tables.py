@@ -1,4 +1,4 @@
-"""Tables of issue 14: pipeline aliases (``ns/name@prod``) and namespace members (teams).
+"""Tables of issue 14: pipeline aliases (``ns/name@prod``), namespace members (teams), SSO logins.
 
 Aliases: one row per live alias, its signed move kept beside it.
 
@@ -38,3 +38,18 @@ class NamespaceMember(SQLModel, table=True):
     user: str = Field(foreign_key="users.name", primary_key=True, max_length=100, index=True)
     role: str = Field(max_length=20)
     added: datetime = dt_column()
+
+
+class OidcLogin(SQLModel, table=True):
+    """A single sign-on in progress: the ``state`` (hashed), ``nonce`` and PKCE verifier it must match.
+
+    Kept in the database, not in process memory, so the IdP's callback may reach any replica; the row is
+    deleted when the callback uses it, so a replayed ``state`` finds nothing.
+    """
+
+    __tablename__ = "oidc_logins"
+    state_sha256: str = Field(primary_key=True, max_length=64)
+    nonce: str = Field(max_length=100)
+    verifier: str = Field(max_length=200)
+    next_path: str = Field(max_length=2000)
+    expires: datetime = dt_column()

@@ -12,6 +12,8 @@ pages, and the form must stay open to them.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
@@ -79,4 +81,8 @@ def local_path(target: str) -> str:
 
 def sso_link(request: Request) -> str | None:
     """The single sign-on entry point when the server is configured for one (else None)."""
-    return None
+    settings = request.app.state.settings
+    if not (settings.oidc_issuer and settings.oidc_client_id):
+        return None
+    target = request.query_params.get("next", "/")
+    return f"/auth/oidc/login?next={quote(local_path(target), safe='')}"

@@ -3,7 +3,7 @@
 ``aliases``: one row per live alias with the registry-signed move that set it; moves and deletions are also
 leaves of the transparency log, so the table needs no history. ``webhooks``, ``webhook_deliveries`` (the
 outbox: rows written in the transaction of the event) and ``webhook_attempts`` (the delivery log).
-``namespace_members``: users' roles in a namespace (teams).
+``namespace_members``: users' roles in a namespace (teams). ``oidc_logins``: single sign-ons in progress.
 
 Revision ID: 0014a
 Revises: 0002
@@ -48,6 +48,15 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("namespace_members", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_namespace_members_user"), ["user"], unique=False)
+    op.create_table(
+        "oidc_logins",
+        sa.Column("state_sha256", sa.String(length=64), nullable=False),
+        sa.Column("nonce", sa.String(length=100), nullable=False),
+        sa.Column("verifier", sa.String(length=200), nullable=False),
+        sa.Column("next_path", sa.String(length=2000), nullable=False),
+        sa.Column("expires", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("state_sha256"),
+    )
     op.create_table(
         "webhooks",
         sa.Column("id", sa.String(length=24), nullable=False),
