@@ -19,6 +19,7 @@ import typer
 from lorareg import __version__
 from lorareg.cli import (
     admin_cmd,
+    alias_cmd,
     audit_cmd,
     fingerprint_cmd,
     import_cmd,
@@ -31,6 +32,7 @@ from lorareg.cli import (
     signing_cmd,
     takedown_cmd,
     trust_cmd,
+    webhook_cmd,
 )
 from lorareg.cli._coerce import install as _install_plain_coercion
 from lorareg.cli._help import install as _install_plain_help
@@ -99,6 +101,8 @@ for _module in (
     audit_cmd,
     sample_cmd,
     log_cmd,
+    alias_cmd,
+    webhook_cmd,
 ):
     _module.register(app)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from lorareg.registry import Registry
 
 _DATA_HELP = "Data directory (database, blobs, registry key). Default: LORAREG_HOME or ./lorareg-data."
-_ROLES_HELP = "admin, reviewer or publisher"
+_ROLES_HELP = "admin, reviewer, publisher or viewer (read-only, for a private catalogue)"
 
 admin_app = typer.Typer(
     help="Manage publishers, API tokens and users (acts on the data directory).", no_args_is_help=True
@@ -275,3 +275,85 @@ def _open(data: Path | None) -> Registry:
     from lorareg.server.config import settings_from_env
 
     return open_registry_for(settings_from_env().with_overrides(home=data))
+
+
+namespace_app = typer.Typer(help="Namespaces as teams: owners and members.", no_args_is_help=True)
+member_app = typer.Typer(help="Add, remove and list a namespace's members.", no_args_is_help=True)
+admin_app.add_typer(namespace_app, name="namespace")
+namespace_app.add_typer(member_app, name="member")
+
+
+@namespace_app.command("add")
+def namespace_add(
+    namespace: str = typer.Argument(..., help="The team's namespace, e.g. vfx."),
+    owner: list[str] = typer.Option(
+        ..., "--owner", help="A user who owns it (repeatable; see: admin user add)."
+    ),  # noqa: B008
+    data: Path | None = DataOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Create NAMESPACE for a team, with its owners as members."""
+    from lorareg.registry import Teams
+
+    members = Teams(_open(data)).add_namespace(namespace, owners=list(owner))
+    _print_members(members, as_json)
+
+
+@namespace_app.command("list")
+def namespace_list(data: Path | None = DataOption, as_json: bool = JsonOption) -> None:
+    """Every namespace."""
+    from lorareg.registry import Teams
+
+    names = Teams(_open(data)).namespaces()
+    if as_json:
+        print_json({"namespaces": names})
+        return
+    for name in names:
+        typer.echo(safe_text(name))
+
+
+@member_app.command("add")
+def member_add(
+    namespace: str = typer.Argument(..., help="The namespace."),
+    user: str = typer.Argument(..., help="The user (see: admin user add)."),
+    role: str = typer.Option("publisher", "--role", help="owner or publisher."),
+    data: Path | None = DataOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Add USER to NAMESPACE (or change its role); the user's tokens may then act there."""
+    from lorareg.registry import Teams
+
+    _print_members([Teams(_open(data)).add_member(namespace, user, role=role)], as_json)
+
+
+@member_app.command("remove")
+def member_remove(
+    namespace: str = typer.Argument(..., help="The namespace."),
+    user: str = typer.Argument(..., help="The member to remove."),
+    data: Path | None = DataOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Remove USER from NAMESPACE; its tokens stop acting there at once."""
+    from lorareg.registry import Teams
+
+    _print_members([Teams(_open(data)).remove_member(namespace, user)], as_json)
+
+
+@member_app.command("list")
+def member_list(
+    namespace: str = typer.Argument(..., help="The namespace."),
+    data: Path | None = DataOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """NAMESPACE's members, owners first."""
+    from lorareg.registry import Teams
+
+    _print_members(Teams(_open(data)).members(namespace), as_json)
+
+
+def _print_members(members: list[Any], as_json: bool) -> None:
+    if as_json:
+        print_json({"members": [m.to_json() for m in members]})
+        return
+    for m in members:
+        typer.echo(f"{safe_text(m.namespace)}  {safe_text(m.user)}  {safe_text(m.role)}")

@@ -67,7 +67,7 @@ def publish(
 
 
 def pull(
-    ref: str = typer.Argument(..., help="ns/name, ns/name@version, or one of the six hashes."),
+    ref: str = typer.Argument(..., help="ns/name, ns/name@version, ns/name@alias, or one of the six hashes."),
     verify: bool = typer.Option(
         True, "--verify/--no-verify", help="Verify signature, trust, revocation, policy."
     ),
@@ -117,7 +117,15 @@ def pull(
     store, policy = _load_trust(trust) if verify else (None, None)
     with Client(registry, token) as client, _progress("downloading") as progress:
         store = _follow_rotation(client, store, trust) if store is not None else None
-        path = client.pull(ref, verify=verify, trust=store, policy=policy, out_dir=out, progress=progress)
+        path = client.pull(
+            ref,
+            verify=verify,
+            trust=store,
+            policy=policy,
+            out_dir=out,
+            progress=progress,
+            on_resolved=lambda detail: _say_resolved(ref, detail),
+        )
     typer.echo(str(path))
 
 
@@ -148,6 +156,7 @@ def search(
         None, "--family", help="Base family (sd1, sdxl, sd3, flux1, flux2, …)."
     ),
     license_id: str | None = typer.Option(None, "--license", help="Licence id, e.g. CC-BY-4.0."),
+    namespace: str | None = typer.Option(None, "--namespace", help="Only this namespace (a team's space)."),
     limit: int = typer.Option(20, "--limit", min=1, max=100, help="Results per page."),
     as_json: bool = typer.Option(False, "--json", help="Print the API's JSON."),
     registry: str = _REGISTRY,
@@ -157,7 +166,7 @@ def search(
     from lorareg.client import Client
 
     with Client(registry, token) as client:
-        page = client.search(query, family=family, license=license_id, limit=limit)
+        page = client.search(query, family=family, license=license_id, namespace=namespace, limit=limit)
     if as_json:
         print_json(page)
         return
@@ -302,3 +311,14 @@ def _progress(label: str) -> Iterator[Progress]:
     ) as bar:
         task = bar.add_task(label, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def _say_resolved(ref: str, detail: Any) -> None:
+    """On stderr (stdout carries only the path): which version ``ns/name@alias`` gave."""
+    name, _, tail = ref.partition("@")
+    if tail and tail != detail.get("version"):
+        typer.echo(
+            f"{safe_text(ref)} gave {safe_text(detail.get('name'))}@{safe_text(detail.get('version'))} "
+            f"(sha256:{safe_text(detail.get('sha256'))})",
+            err=True,
+        )

@@ -38,14 +38,23 @@ def serve(
     demo: bool = typer.Option(
         False, "--demo", help="Seed (idempotently) a catalogue of signed sample adapters."
     ),
+    read: str | None = typer.Option(
+        None,
+        "--read",
+        help="Who may read: public, or signed-in (every read needs a token or a session). "
+        "Default: LORAREG_READ or public.",
+        show_default=False,
+    ),
 ) -> None:
     """Run the registry server; print its URL (and, with --demo, a reviewer and an admin token)."""
     import uvicorn
 
     from lorareg.server.app import create_app, open_registry_for
-    from lorareg.server.config import settings_from_env
+    from lorareg.server.config import check_read_mode, settings_from_env
 
-    settings = settings_from_env().with_overrides(home=data)
+    settings = settings_from_env().with_overrides(
+        home=data, read=check_read_mode(read, "--read") if read is not None else None
+    )
     settings.home.mkdir(parents=True, exist_ok=True)
     registry = open_registry_for(settings)
     collected = registry.collect_garbage(older_than_s=settings.gc_grace_s)
@@ -58,7 +67,7 @@ def serve(
     if demo:
         _seed_and_print(registry, settings.home, url)
     keys = registry.keys()
-    typer.echo(f"lorareg registry at {url}  (data: {settings.home})")
+    typer.echo(f"lorareg registry at {url}  (data: {settings.home}, read: {settings.read})")
     for key in keys:
         typer.echo(f"registry key id: {key['keyid']}  (trust it: lorareg trust add-registry {url})")
     sys.stdout.flush()

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from lorareg import errors
+from lorareg.client.aliases import checked_alias_target, split_alias
 from lorareg.client.answers import (
     checked_detail,
     checked_keys,
@@ -202,6 +203,56 @@ class Client:
         headers = {"content-type": "application/octet-stream"}
         return self._json("POST", "/api/v1/similar", content=fingerprint, headers=headers, idempotent=True)
 
+    # -- aliases --------------------------------------------------------------------------------------
+    def aliases(self, name: str) -> dict[str, Any]:
+        """``{"aliases": [...]}``: every alias of ``ns/name`` with the version it names."""
+        return self._json("GET", f"/api/v1/adapters/{name}/aliases")
+
+    def alias(self, name: str, alias: str) -> dict[str, Any]:
+        """One alias with its registry-signed move and the version it names (``target``)."""
+        return self._json("GET", f"/api/v1/adapters/{name}/aliases/{_path_part(alias)}")
+
+    def set_alias(self, name: str, alias: str, version: str) -> dict[str, Any]:
+        """Point ``name@alias`` at ``version`` (publisher of the namespace or admin token)."""
+        return self._json(
+            "PUT",
+            f"/api/v1/adapters/{name}/aliases/{_path_part(alias)}",
+            content=_json_bytes({"version": version}),
+            headers={"Content-Type": "application/json"},
+            idempotent=True,
+        )
+
+    def delete_alias(self, name: str, alias: str) -> dict[str, Any]:
+        """Remove ``name@alias``; returns what it pointed at."""
+        return self._json("DELETE", f"/api/v1/adapters/{name}/aliases/{_path_part(alias)}")
+
+    # -- webhooks -------------------------------------------------------------------------------------
+    def add_webhook(self, url: str, events: list[str], *, namespace: str | None = None) -> dict[str, Any]:
+        """Register a webhook; the answer's ``secret`` is shown this once."""
+        body = {"url": url, "events": events, "namespace": namespace}
+        return self._json(
+            "POST",
+            "/api/v1/webhooks",
+            content=_json_bytes(body),
+            headers={"Content-Type": "application/json"},
+        )
+
+    def webhooks(self) -> dict[str, Any]:
+        """``{"webhooks": [...]}``: the hooks this token may manage."""
+        return self._json("GET", "/api/v1/webhooks")
+
+    def delete_webhook(self, hook_id: str) -> dict[str, Any]:
+        return self._json("DELETE", f"/api/v1/webhooks/{_path_part(hook_id)}")
+
+    def webhook_deliveries(self, hook_id: str) -> dict[str, Any]:
+        """``{"deliveries": [...]}``, newest first, each with its attempts' HTTP status codes."""
+        return self._json("GET", f"/api/v1/webhooks/{_path_part(hook_id)}/deliveries")
+
+    def redeliver(self, hook_id: str, delivery_id: int) -> dict[str, Any]:
+        return self._json(
+            "POST", f"/api/v1/webhooks/{_path_part(hook_id)}/deliveries/{delivery_id}/redeliver"
+        )
+
     # -- takedowns and previews -----------------------------------------------------------------------
     def file_takedown(
         self, ref: str, *, reason: str, claimant: str, contact: str, details: str, good_faith: bool
@@ -331,8 +382,14 @@ class Client:
         policy: Policy | None = None,
         out_dir: Path | None = None,
         progress: Progress | None = None,
+        on_resolved: Callable[[Mapping[str, Any]], None] | None = None,
     ) -> Path:
         """Download ``ref`` into the cache, verified, and return the file's path.
+
+        ``ns/name@alias`` (``@prod``) is followed to its version only after the registry's signature on the
+        alias move verified, and refused when that version is yanked or revoked (``lorareg.client.aliases``).
+        ``on_resolved`` is called with the version detail once the reference is resolved (the CLI prints
+        which version an alias gave).
 
         With ``out_dir`` the verified file is also placed there (reflink, hard link, else copy) under
         ``<adapter>-<version>.safetensors``.
@@ -357,7 +414,10 @@ class Client:
                     "the cache holds only verified files"
                 )
             return self._pull_unverified(ref, out_dir, progress)
-        detail = self.resolve(ref)
+        trust, policy = _trust_and_policy(trust, policy)
+        detail, ref = self._resolve_for_pull(ref, trust)
+        if on_resolved is not None:
+            on_resolved(detail)
         sha256 = str(detail["sha256"])
         bundle = self.signature(detail["name"], detail["version"])
         checks = self._pull_checks(trust, policy, sha256=sha256, ref=ref)
@@ -386,6 +446,15 @@ class Client:
             if cached is None:
                 path = self.cache.install(sha256, part=path, bundle=bundle)
         return _copy_out(path, detail, out_dir) if out_dir is not None else path
+
+    def _resolve_for_pull(self, ref: str, trust: TrustStore) -> tuple[dict[str, Any], str]:
+        """The version detail and the exact ref to check it against; an alias is verified first."""
+        named = split_alias(ref)
+        if named is None:
+            return self.resolve(ref), ref
+        name, alias = named
+        detail = checked_alias_target(self.alias(name, alias), trust.registry_keys(), name=name, alias=alias)
+        return detail, f"{name}@{detail['version']}"
 
     def _pull_unverified(self, ref: str, out_dir: Path, progress: Progress | None) -> Path:
         """``pull --no-verify``: download into ``out_dir`` only, beside the (unchecked) signature file.

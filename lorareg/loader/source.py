@@ -110,11 +110,16 @@ def _with_revocations(
 
 
 class _client:
-    """A context around a registry argument: a URL opens (and closes) a Client; a Client is borrowed."""
+    """A context around a registry argument: a URL opens (and closes) a Client; a Client is borrowed.
+
+    A URL's client sends ``LORAREG_TOKEN`` when it is set, as the CLI does, so ``registry=URL`` works with
+    a private catalogue (``LORAREG_READ=signed-in``); pass a ``Client(url, token)`` to choose the token.
+    """
 
     def __init__(self, registry: str | Client) -> None:
         self._owned = isinstance(registry, str)
-        self._client = Client(registry) if isinstance(registry, str) else registry
+        token = os.environ.get("LORAREG_TOKEN") or None
+        self._client = Client(registry, token) if isinstance(registry, str) else registry
 
     def __enter__(self) -> Client:
         return self._client

@@ -40,6 +40,29 @@ def check_namespace(text: str, path: str = "namespace") -> str:
     return text
 
 
+MAX_ALIAS_CHARS = 63  # an alias such as ``prod`` or ``staging-eu`` is a short label, not a sentence
+_ALIAS = re.compile(r"[a-z][a-z0-9-]*")
+
+
+def is_alias(text: str) -> bool:
+    """True when ``text`` reads as an alias (``prod``), not a version: a semver never starts with a letter."""
+    return len(text) <= MAX_ALIAS_CHARS and _ALIAS.fullmatch(text) is not None
+
+
+def check_alias(text: str, path: str = "alias") -> str:
+    """Return ``text`` if it is an alias: ``[a-z][a-z0-9-]*``, at most 63 characters.
+
+    Raises:
+        InputError: naming ``path``, what was seen and the rule.
+    """
+    if not is_alias(text):
+        raise InputError(
+            f"{path}: {_quote(text)} is not an alias (a lower-case letter, then a-z, 0-9 or '-', "
+            f"at most {MAX_ALIAS_CHARS} characters; a version such as 1.2.0 is not an alias)"
+        )
+    return text
+
+
 def check_name(text: str, path: str = "name") -> str:
     """Return ``text`` if it is a valid adapter name ``namespace/adapter``.
 

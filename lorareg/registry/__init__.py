@@ -9,7 +9,8 @@ layering test refuses any import of them from outside — so every query lives b
 from __future__ import annotations
 
 from lorareg.registry import web_sessions
-from lorareg.registry.auth import Principal, parse_duration
+from lorareg.registry.aliases import Aliases, AliasRecord
+from lorareg.registry.auth import VIEWER_SCOPE, Principal, parse_duration
 from lorareg.registry.previews import MAX_UPLOAD_BYTES as MAX_PREVIEW_UPLOAD_BYTES
 from lorareg.registry.previews import PreviewRecord, Previews, clean_image
 from lorareg.registry.publishing import read_stored_facts
@@ -22,6 +23,7 @@ from lorareg.registry.records import (
     VersionSummary,
 )
 from lorareg.registry.service import Registry, default_database_url, open_registry
+from lorareg.registry.sso import RoleGrant, RoleMap, SsoLogins
 from lorareg.registry.takedown import (
     DECISIONS,
     GOOD_FAITH_STATEMENT,
@@ -30,26 +32,42 @@ from lorareg.registry.takedown import (
     TAKEDOWN_LIMITS,
     Takedowns,
 )
+from lorareg.registry.teams import MEMBER_ROLES, MemberRecord, Teams
+from lorareg.registry.webhook_urls import WebhookAllow
+from lorareg.registry.webhooks import DeliveryRecord, WebhookRecord, Webhooks
 
 __all__ = [
     "DECISIONS",
     "DEFAULT_PAGE_LIMIT",
     "GOOD_FAITH_STATEMENT",
     "MAX_PAGE_LIMIT",
+    "MEMBER_ROLES",
     "MAX_PREVIEW_UPLOAD_BYTES",
     "REASONS",
     "STATUSES",
     "TAKEDOWN_LIMITS",
+    "VIEWER_SCOPE",
+    "AliasRecord",
+    "Aliases",
     "BlobRecord",
+    "DeliveryRecord",
+    "MemberRecord",
     "PreviewRecord",
     "Previews",
     "Principal",
     "Registry",
+    "RoleGrant",
+    "RoleMap",
     "SearchQuery",
+    "SsoLogins",
     "Takedowns",
+    "Teams",
     "VersionRecord",
     "VersionSummary",
     "clean_image",
+    "WebhookAllow",
+    "WebhookRecord",
+    "Webhooks",
     "current_schema_revision",
     "default_database_url",
     "open_registry",

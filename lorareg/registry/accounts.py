@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from lorareg.errors import AuthError, ConflictError, InputError, NotFoundError
 from lorareg.manifest.ids import check_namespace
 from lorareg.registry import auth
-from lorareg.registry.db import Database, Namespace, PublisherKey, Token, User, utcnow
+from lorareg.registry.db import Database, Namespace, NamespaceMember, PublisherKey, Token, User, utcnow
 from lorareg.registry.records import IssuedToken, PublisherKeyRecord, TokenRecord, UserRecord
 from lorareg.signing.keys import load_public_key
 
@@ -61,10 +61,13 @@ def create_token(
 ) -> IssuedToken:
     """Store a new token's hash and return the secret once."""
     chosen = auth.scopes_for(role, scopes)
-    if role == "publisher" and namespace is None:
-        raise InputError("a publisher token needs --namespace: it may only publish into one namespace")
     token_id, secret, digest = auth.new_token()
     with db.write() as session:
+        if role == "publisher" and namespace is None and not team_namespaces(session, user):
+            raise InputError(
+                "a publisher token needs --namespace (or --user of a namespace member: it then acts in "
+                "that user's namespaces)"
+            )
         if namespace is not None and session.get(Namespace, namespace) is None:
             raise InputError(f"namespace {namespace!r} is not registered; add it with: admin publisher add")
         if user is not None and session.get(User, user) is None:
@@ -104,13 +107,22 @@ def authenticate(db: Database, secret: str, *, now: datetime) -> auth.Principal:
     token_id = auth.split_token(secret)
     with db.read() as session:
         row = session.get(Token, token_id)
+        teams = team_namespaces(session, row.user) if row is not None else frozenset()
     if row is None or not auth.secret_matches(secret, row.secret_sha256):
         raise AuthError("unknown token")
     auth.check_usable(token_id=token_id, expires=row.expires, revoked_at=row.revoked_at, now=now)
     if row.last_used is None or now - row.last_used >= LAST_USED_RESOLUTION:
         with db.write() as session:
             session.execute(sa.update(Token).where(col(Token.token_id) == token_id).values(last_used=now))
-    return auth.Principal(token_id, row.role, frozenset(row.scopes.split()), row.namespace, row.user)
+    return auth.Principal(token_id, row.role, frozenset(row.scopes.split()), row.namespace, row.user, teams)
+
+
+def team_namespaces(session: Session, user: str | None) -> frozenset[str]:
+    """The namespaces ``user`` is a member of (any role); empty for a token without a user."""
+    if user is None:
+        return frozenset()
+    rows = session.exec(select(col(NamespaceMember.namespace)).where(col(NamespaceMember.user) == user))
+    return frozenset(rows)
 
 
 def add_user(db: Database, name: str, *, role: str) -> UserRecord:

@@ -20,12 +20,14 @@ from lorareg.errors import AuthError, ForbiddenError, InputError
 TOKEN_PREFIX = "lrg_"  # noqa: S105  (a public prefix, not a secret)
 TOKEN_ID_HEX = 12  # hex chars of the public token id
 TOKEN_SECRET_BYTES = 32  # random bytes in the secret part (256 bits)
-ROLES = ("admin", "reviewer", "publisher")
-SCOPES = ("admin", "review", "publish", "yank")
+ROLES = ("admin", "reviewer", "publisher", "viewer")
+SCOPES = ("admin", "review", "publish", "yank", "viewer")
+VIEWER_SCOPE = "viewer"  # read a private catalogue (LORAREG_READ=signed-in); every role implies it
 ROLE_SCOPES: dict[str, tuple[str, ...]] = {
     "admin": ("admin", "review", "publish", "yank"),
     "reviewer": ("review",),
     "publisher": ("publish", "yank"),
+    "viewer": ("viewer",),  # the other roles imply it (``Principal.allows``), so it is not listed there
 }
 
 _TOKEN_RE = re.compile(rf"^lrg_([0-9a-f]{{{TOKEN_ID_HEX}}})_([A-Za-z0-9_-]{{16,128}})$")
@@ -42,15 +44,21 @@ class Principal:
     scopes: frozenset[str]
     namespace: str | None
     user: str | None = None
+    teams: frozenset[str] = frozenset()  # namespaces whose member the token's user is (issue 14: teams)
 
     def allows(self, scope: str, *, namespace: str | None = None) -> bool:
         """True if the token has ``scope`` and, when a namespace is named, is bound to it or to none.
 
-        A token bound to no namespace (admin) acts on all; a bound token only on its own.
+        A token bound to no namespace (admin) acts on all; a bound token only on its own. Every token may
+        read (``viewer``): tokens made before the scope existed hold it implicitly.
         """
+        if scope == VIEWER_SCOPE:
+            return True
         if scope not in self.scopes and "admin" not in self.scopes:
             return False
-        return namespace is None or self.namespace is None or self.namespace == namespace
+        if namespace is None or namespace == self.namespace or namespace in self.teams:
+            return True
+        return self.namespace is None and self.role != "publisher"  # a team token acts only in its teams
 
     def require(self, scope: str, *, namespace: str | None = None) -> None:
         """Raise :class:`ForbiddenError` unless :meth:`allows` says yes, naming what was missing."""

@@ -2,7 +2,8 @@
 
 Everything here runs inside a session the service opened and returns detached records
 (``records.py``), so no caller ever holds a live row. Resolution rules live here in one place: a bare
-name picks the highest active semver; an exact version is returned whatever its status; a hash prefers
+name picks the highest active semver; an exact version, or an alias (``@prod``) followed to its version, is
+returned whatever its status; a hash prefers
 active versions and, among equals, the newest publication.
 """
 
@@ -17,8 +18,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from lorareg.errors import InputError, NotFoundError
-from lorareg.manifest.ids import RELEASE_MARK, check_name
-from lorareg.registry.db import Adapter, Blob, Derivation, Revocation, TlogLeaf, Version
+from lorareg.manifest.ids import RELEASE_MARK, check_name, is_alias
+from lorareg.registry.db import Adapter, Alias, Blob, Derivation, Revocation, TlogLeaf, Version
 from lorareg.registry.records import (
     AdapterRecord,
     BlobRecord,
@@ -108,6 +109,19 @@ def find_version(session: Session, name: str, version: str) -> Version:
     return row
 
 
+def find_version_or_alias(session: Session, name: str, version: str) -> Version:
+    """``name@version``, or ``name@alias`` (``prod``) followed to the version it names, whatever its status.
+
+    An alias never shadows a version: a semver starts with a digit, an alias with a letter.
+    """
+    if not is_alias(version):
+        return find_version(session, name, version)
+    row = session.get(Alias, (name, version))
+    if row is None:
+        raise NotFoundError(f"{name} has no alias {version!r} (and {version!r} is not a version)")
+    return find_version(session, name, row.version)
+
+
 def adapter_record(session: Session, name: str) -> AdapterRecord:
     adapter = session.get(Adapter, name)
     if adapter is None:
@@ -131,7 +145,7 @@ def resolve_ref(session: Session, ref: str) -> Version:
     if "/" in ref:
         name, at, version = ref.partition("@")
         check_name(name, "ref")
-        return find_version(session, name, version) if at else _latest(session, name)
+        return find_version_or_alias(session, name, version) if at else _latest(session, name)
     return _by_hash(session, ref.lower())
 
 

@@ -23,11 +23,13 @@ POINTS = (
     "during-countersign",  # publish: the registry signed the bundle, no row is written yet
     "before-rows-commit",  # publish: version, search and log rows are flushed, the transaction not committed
 )
+DELIVERY_POINTS = ("before-webhook-send",)  # a webhook delivery is claimed (committed), the POST not sent
 
 
 def crash_point(name: str) -> None:
     """SIGKILL this process if ``LORAREG_FAULT`` names this point (test only; see the module docstring)."""
-    if name not in POINTS:
-        raise ValueError(f"unknown crash point {name!r}; expected one of {', '.join(POINTS)}")
+    known = POINTS + DELIVERY_POINTS
+    if name not in known:
+        raise ValueError(f"unknown crash point {name!r}; expected one of {', '.join(known)}")
     if os.environ.get(FAULT_VARIABLE) == name:
         os.kill(os.getpid(), signal.SIGKILL)

@@ -196,6 +196,7 @@ class SearchQuery:
     consent_status: str | None = None
     unreviewed: bool | None = None  # True: only unreviewed imports; False: none of them
     creator: str | None = None
+    namespace: str | None = None  # one team's space (issue 14)
     sort: SortOrder = "newest"
     cursor: str | None = None  # opaque, from Page.next_cursor of the same query
     limit: int = DEFAULT_PAGE_LIMIT

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from lorareg.errors import ConflictError, InputError
-from lorareg.registry import catalog, logstore
+from lorareg.registry import catalog, logstore, webhook_events
 from lorareg.registry.blobs import check_sha256
 from lorareg.registry.db import Revocation, RevocationListState, Version
 from lorareg.signing.keys import PrivateKey
@@ -35,6 +35,8 @@ def set_yanked(session: Session, name: str, version: str, *, yanked: bool, now: 
         session.add(row)
         body = {"name": name, "version": version, "sha256": row.sha256}
         logstore.append(session, "yank" if yanked else "unyank", body, now=now)
+        if yanked:
+            webhook_events.enqueue(session, "version.yanked", body, namespaces=[name.split("/")[0]], now=now)
     return row
 
 
@@ -63,6 +65,10 @@ def revoke(
     session.flush()
     refs = [f"{r.name}@{r.version}" for r in rows]
     logstore.append(session, "revoke", {"sha256": sha256, "reason": reason, "versions": refs}, now=now)
+    event = {"sha256": sha256, "reason": reason, "versions": refs}
+    webhook_events.enqueue(
+        session, "version.revoked", event, namespaces={r.name.split("/")[0] for r in rows}, now=now
+    )
     issue_list(session, key, now=now, validity=validity)
     return rows
 

@@ -159,6 +159,9 @@ def _filters(session: Session, query: SearchQuery) -> list[ColumnElement[bool]]:
     conditions += [column == value for column, value in exact if value is not None]
     if query.creator:
         conditions.append(_creator_match(session, query.creator.strip().lower()))
+    if query.namespace:  # names are "ns/adapter": a range on the name index, never LIKE ('0' follows '/')
+        ns = query.namespace.strip()
+        conditions.append(sa.and_(col(Version.name) >= ns + "/", col(Version.name) < ns + "0"))
     words = match_words(query.text)
     if words:
         conditions.append(_text_match(session, words))

@@ -47,6 +47,7 @@ from lorareg.registry import (
     publishing,
     revoking,
     versions,
+    webhook_events,
 )
 from lorareg.registry.auth import Principal
 from lorareg.registry.blobs import BlobStore, FilesystemStore, check_sha256, open_store
@@ -229,6 +230,8 @@ class Registry:
             record = versions.insert(session, draft, now=now)
             if fingerprint is not None:
                 self._store_fingerprint(session, record, fingerprint, similar, now=now)
+            event = {"name": record.name, "version": record.version, "sha256": record.sha256}
+            webhook_events.enqueue(session, "version.published", event, namespaces=[namespace], now=now)
             crash_point("before-rows-commit")
             return record
 
@@ -236,7 +239,7 @@ class Registry:
 
     # -- reading ------------------------------------------------------------------------------------
     def resolve(self, ref: str) -> VersionRecord:
-        """Find a version by ``ns/name`` (highest active semver), ``ns/name@version`` or any hash.
+        """Find a version by ``ns/name`` (highest active semver), ``ns/name@version|@alias`` or any hash.
 
         Hashes: 64 hex (sha256, autov3 or blake3), 10 hex (autov2), 8 hex (autov1 or crc32), or a prefix of
         12+ hex of AutoV3 (as A1111's ``Lora hashes`` write it). An exact ``@version`` is returned whatever
@@ -255,9 +258,12 @@ class Registry:
             return catalog.adapter_record(session, name)
 
     def get_version(self, name: str, version: str) -> VersionRecord:
-        """One exact version, whatever its status. Raises NotFoundError."""
+        """One exact version (or the one an alias such as ``prod`` names), whatever its status.
+
+        Raises NotFoundError.
+        """
         with self.db.read() as session:
-            return catalog.version_record(session, catalog.find_version(session, name, version))
+            return catalog.version_record(session, catalog.find_version_or_alias(session, name, version))
 
     def derived_by(self, name: str, version: str, *, limit: int) -> list[tuple[str, str]]:
         """Live versions that declare they derive from exactly ``name@version`` (lineage, newest first)."""

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from lorareg.errors import ConflictError, InputError, NotFoundError, RateLimitedError
+from lorareg.registry import webhook_events
 from lorareg.registry.auth import Principal
 from lorareg.registry.db import RateLimitHit, TakedownEvent, TakedownRequest, Version, utcnow
 from lorareg.registry.service import Registry
@@ -207,6 +208,7 @@ class Takedowns:
             session.add(row)
             session.flush()
             _append(session, row.id, "filed", PUBLIC_ACTOR, f"reason: {REASONS[row.reason]}", now)
+            webhook_events.enqueue(session, "takedown.filed", _event_data(row), namespaces=_ns(row), now=now)
         return _record(row)
 
     def get(self, request_id: str) -> TakedownRecord:
@@ -271,6 +273,9 @@ class Takedowns:
             session.add(row)
             note = reason + (" (all versions)" if row.all_versions else "")
             _append(session, row.id, decision, _actor(principal), note, now)
+            webhook_events.enqueue(
+                session, "takedown.decided", _event_data(row), namespaces=_ns(row), now=now
+            )
             return _record(row)
 
         record = self.registry.write_retrying(run)
@@ -416,3 +421,19 @@ def _event_record(row: TakedownEvent) -> TakedownEventRecord:
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
+
+
+def _event_data(row: TakedownRequest) -> dict[str, str | None]:
+    """A takedown as webhooks see it: no claimant name, contact or details (personal data)."""
+    return {
+        "id": row.id,
+        "ref": f"{row.name}@{row.version}",
+        "sha256": row.sha256,
+        "reason": row.reason,
+        "status": row.status,
+        "public_reason": row.public_reason,
+    }
+
+
+def _ns(row: TakedownRequest) -> list[str]:
+    return [row.name.split("/", 1)[0]]

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import col
 
 from lorareg.errors import AuthError
+from lorareg.registry.accounts import team_namespaces
 from lorareg.registry.auth import Principal, check_usable
 from lorareg.registry.db import Database, Token, WebSession, utcnow
 
@@ -71,6 +72,7 @@ def find_session(db: Database, cookie: str) -> StoredSession | None:
     with db.read() as session:
         row = session.get(WebSession, _digest(cookie))
         token = session.get(Token, row.token_id) if row is not None else None
+        teams = team_namespaces(session, token.user) if token is not None else frozenset()
     if row is None or token is None or row.expires <= now:
         return None
     try:
@@ -78,7 +80,7 @@ def find_session(db: Database, cookie: str) -> StoredSession | None:
     except AuthError:
         return None
     principal = Principal(
-        token.token_id, token.role, frozenset(token.scopes.split()), token.namespace, token.user
+        token.token_id, token.role, frozenset(token.scopes.split()), token.namespace, token.user, teams
     )
     return StoredSession(principal, row.csrf, row.expires)
 

@@ -21,17 +21,23 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from lorareg import __version__
 from lorareg.errors import InputError
 from lorareg.registry import Registry
+from lorareg.server import webhook_worker
 from lorareg.server.api import adapters as adapters_api
+from lorareg.server.api import aliases as aliases_api
 from lorareg.server.api import similar as similar_api
 from lorareg.server.api import takedowns as takedowns_api
+from lorareg.server.api import webhooks as webhooks_api
 from lorareg.server.config import Settings
 from lorareg.server.errors import install_error_handlers
 from lorareg.server.guard import InputGuardMiddleware
 from lorareg.server.log_text import log_safe
 from lorareg.server.openapi import install_openapi
+from lorareg.server.read_access import ReadAccessMiddleware
 from lorareg.server.upload_limits import UploadSlots
+from lorareg.server.web import access as web_access
 from lorareg.server.web import api_docs
 from lorareg.server.web import routes as web_routes
+from lorareg.server.web import sso as web_sso
 
 access_log = logging.getLogger("lorareg.access")
 
@@ -54,14 +60,20 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
     )
     install_error_handlers(app)
     install_openapi(app)
+    webhook_worker.install(app)  # sends queued webhook deliveries while the app runs
     app.include_router(adapters_api.router)
+    app.include_router(aliases_api.router)
+    app.include_router(webhooks_api.router)
     app.include_router(takedowns_api.router)
     app.include_router(similar_api.router)
     app.include_router(web_routes.router)
     app.include_router(api_docs.router)
     app.add_middleware(InputGuardMiddleware)  # innermost: before routing, inside the headers and the log
+    app.include_router(web_access.router)
+    app.include_router(web_sso.router)
     for middleware in web_routes.MIDDLEWARE:  # the web UI's security headers (CSP)
         app.add_middleware(middleware)
+    app.add_middleware(ReadAccessMiddleware)  # LORAREG_READ=signed-in: no anonymous reads (docs/studio.md)
     app.add_middleware(AccessLogMiddleware)
     if settings.trusted_proxies:  # outermost: the client address is settled before anything reads it
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))

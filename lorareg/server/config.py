@@ -28,6 +28,7 @@ DEFAULT_X_ACCEL_PREFIX = "/_lorareg_blobs/"  # nginx's internal location that al
 DEFAULT_BODY_TIMEOUT_S = 30  # a request body that sends nothing for this long is answered 408
 DEFAULT_MAX_CONCURRENT_UPLOADS = 32  # uploads in progress per process (their own worker threads)
 DEFAULT_MAX_UPLOADS_PER_TOKEN = 8  # uploads in progress per token
+READ_MODES = ("public", "signed-in")  # LORAREG_READ: who may read the catalogue (docs/studio.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,16 @@ class Settings:
     max_uploads_per_token: int = DEFAULT_MAX_UPLOADS_PER_TOKEN  # the token's next upload gets 429
     registry_key: str | None = None  # pkcs11:token=…;object=… (RFC 7512): the key lives in an HSM
     registry_key_pin: str | None = field(default=None, repr=False)  # the token's user PIN
+    read: str = "public"  # "signed-in": every read needs a session or a token (server/read_access.py)
+    webhook_allow: str | None = None  # LORAREG_WEBHOOK_ALLOW: loopback,private,link-local,CIDR… targets
+    webhook_poll_s: float = 2.0  # how often the delivery worker looks for due webhook deliveries (0: off)
+    webhook_lease_s: float = 60.0  # a claimed delivery is taken over after this long (its worker died)
+    webhook_backoff_s: float = 10.0  # first retry delay of a failed delivery; doubles per attempt
+    oidc_issuer: str | None = None  # LORAREG_OIDC_ISSUER: single sign-on for the web UI when set
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = field(default=None, repr=False)
+    oidc_roles: str | None = None  # LORAREG_OIDC_ROLES: "group=viewer;team=publisher:ns;ops=admin"
+    oidc_groups_claim: str = "groups"  # the ID-token claim that lists the user's groups
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with the given non-``None`` fields replaced (explicit CLI flags win)."""
@@ -99,6 +110,16 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         ),
         registry_key=source.get("LORAREG_REGISTRY_KEY") or None,
         registry_key_pin=source.get("LORAREG_REGISTRY_KEY_PIN") or None,
+        read=check_read_mode(source.get("LORAREG_READ") or "public", "LORAREG_READ"),
+        webhook_allow=source.get("LORAREG_WEBHOOK_ALLOW") or None,
+        webhook_poll_s=_seconds(source, "LORAREG_WEBHOOK_POLL_S", 2),
+        webhook_lease_s=_seconds(source, "LORAREG_WEBHOOK_LEASE_S", 60),
+        webhook_backoff_s=_seconds(source, "LORAREG_WEBHOOK_BACKOFF_S", 10),
+        oidc_issuer=(source.get("LORAREG_OIDC_ISSUER") or "").rstrip("/") or None,
+        oidc_client_id=source.get("LORAREG_OIDC_CLIENT_ID") or None,
+        oidc_client_secret=source.get("LORAREG_OIDC_CLIENT_SECRET") or None,
+        oidc_roles=source.get("LORAREG_OIDC_ROLES") or None,
+        oidc_groups_claim=source.get("LORAREG_OIDC_GROUPS_CLAIM") or "groups",
     )
 
 
@@ -142,6 +163,13 @@ def _networks(source: Mapping[str, str], name: str) -> tuple[str, ...]:
         except ValueError as e:
             raise InputError(f"{name} takes IP addresses or CIDR networks (a,b,…); got {item[:80]!r}") from e
     return items
+
+
+def check_read_mode(value: str, where: str) -> str:
+    """``public`` or ``signed-in``; any other value is a typo that must not silently expose the catalogue."""
+    if value not in READ_MODES:
+        raise InputError(f"{where} must be one of {', '.join(READ_MODES)}; got {value[:40]!r}")
+    return value
 
 
 def _seconds(source: Mapping[str, str], name: str, default: int) -> int:

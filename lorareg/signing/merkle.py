@@ -24,7 +24,7 @@ from lorareg.signing.keys import PrivateKey, PublicKey
 
 TREE_HEAD_PAYLOAD_TYPE = "application/vnd.lorareg.treehead+json"
 MAX_ENTRIES_PER_PAGE = 1000  # leaves returned by one log_entries call at most
-ENTRY_KINDS = ("publish", "yank", "unyank", "revoke")
+ENTRY_KINDS = ("publish", "yank", "unyank", "revoke", "alias")
 
 _LEAF_PREFIX = b"\x00"
 _NODE_PREFIX = b"\x01"

@@ -9,6 +9,7 @@ through the registry service, never through tables. Importing the package regist
 
 from __future__ import annotations
 
+from lorareg.registry.db.alias_tables import Alias, NamespaceMember, OidcLogin
 from lorareg.registry.db.engine import SQLITE_BUSY_TIMEOUT_MS, Database, open_database
 from lorareg.registry.db.fingerprint_tables import FingerprintBand, FingerprintRow, SimilarityFlag
 from lorareg.registry.db.tables import (
@@ -39,6 +40,7 @@ from lorareg.registry.db.takedown_tables import (
     TakedownRequest,
     WebSession,
 )
+from lorareg.registry.db.webhook_tables import Webhook, WebhookAttempt, WebhookDelivery
 
 __all__ = [
     "FTS_TABLE",
@@ -46,12 +48,15 @@ __all__ = [
     "SQLITE_BUSY_TIMEOUT_MS",
     "SQLITE_FTS_DDL",
     "Adapter",
+    "Alias",
     "Blob",
     "Database",
     "Derivation",
     "FingerprintBand",
     "FingerprintRow",
     "Namespace",
+    "NamespaceMember",
+    "OidcLogin",
     "Preview",
     "PublisherKey",
     "RateLimitHit",
@@ -68,6 +73,9 @@ __all__ = [
     "Version",
     "VersionCreator",
     "WebSession",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
     "dt_column",
     "open_database",
     "utcnow",

@@ -27,6 +27,7 @@ from lorareg.registry import (
     VersionSummary,
     read_stored_facts,
 )
+from lorareg.server.web.alias_views import alias_links
 from lorareg.signing.keys import load_public_key
 from lorareg.signing.verify import verify_bundle
 
@@ -52,8 +53,17 @@ HASH_LABELS = {
     "autov1": "AutoV1",
     "crc32": "CRC32",
 }
-FILTER_NAMES = ("q", "family", "license", "commercial_use", "consent_subject", "consent_status", "creator",
-                "unreviewed")  # fmt: skip
+FILTER_NAMES = (
+    "q",
+    "family",
+    "license",
+    "commercial_use",
+    "consent_subject",
+    "consent_status",
+    "creator",
+    "unreviewed",
+    "namespace",
+)
 MAX_DERIVED_LINKS = 50  # "derived by" links shown on one adapter page
 MAX_METADATA_ROWS = 40  # the file's own metadata strings shown on one adapter page
 MAX_METADATA_CHARS = 300  # each value shortened to this many characters
@@ -88,6 +98,7 @@ def search_query(params: Mapping[str, str]) -> SearchQuery:
         consent_status=pick("consent_status"),
         creator=pick("creator"),
         unreviewed=None if unreviewed is None else unreviewed == "true",
+        namespace=pick("namespace"),
         sort="name" if params.get("sort") == "name" else "newest",
         cursor=pick("cursor"),
     )
@@ -148,6 +159,7 @@ def adapter_view(registry: Registry, record: VersionRecord, *, registry_url: str
     return {
         "record": record,
         "versions": [_version_link(v, current=record.version) for v in adapter.versions],
+        "aliases": alias_links(registry, record.name, current=record.version),
         "facts": manifest_facts(m, size=record.blob.size),
         "signature": signature_status(registry, record),
         "hashes": [(HASH_LABELS[k], v) for k in HASH_LABELS if (v := record.blob.hashes().get(k))],

@@ -4,8 +4,8 @@
 stated are shown as unreviewed in the catalogue (filterable) until a reviewed version is published. Every
 version before this revision was written by hand (no ``origin``), so ``false`` is right for all of them.
 
-Revision ID: 0013a
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013a"
+revision: str = "0004"
 down_revision: str | Sequence[str] | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -5,8 +5,8 @@ stay valid); ``revoke-key --compromised-since TIME`` also sets ``compromised_sin
 the key signed whose log entry is not older than TIME. ``registry_keysets`` holds the chain of key-set
 documents ``lorareg admin registry-key rotate`` signs (old key and new key), served to clients.
 
-Revision ID: 0015a
-Revises: 0002
+Revision ID: 0006
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0015a"
-down_revision: str | Sequence[str] | None = "0011a"
+revision: str = "0006"
+down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -4,8 +4,8 @@ An uploaded but never published blob is not public (issue #11): the registry ser
 that uploaded it. Existing rows keep NULL (uploaded before this revision): such a blob is public once
 published and readable by nobody before.
 
-Revision ID: 0011a
-Revises: 0002
+Revision ID: 0005
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011a"
-down_revision: str | Sequence[str] | None = "0013a"
+revision: str = "0005"
+down_revision: str | Sequence[str] | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
