@@ -110,11 +110,16 @@ def _written(hostile: Hostile) -> dict[str, int]:
 
 
 def _assert_nothing_kept(hostile: Hostile) -> None:
-    """No blob, no output file; part files (resumable) no larger than the signed size; nothing elsewhere."""
+    """No blob, no output file; part files (resumable) no larger than the signed size; nothing elsewhere.
+
+    The cache may keep what the client verified before the download: revocation state (``.json``) and the
+    registry's signed log checkpoint (``checkpoints/*.note``).
+    """
     for name, size in _written(hostile).items():
         assert name.startswith(("cache/", "out/")), f"wrote {name} outside the cache and output directory"
         assert not name.startswith("cache/blobs/"), f"cached {name}"
-        assert name.endswith((".part", ".lock", ".json")), f"kept {name}"
+        is_checkpoint = name.startswith("cache/checkpoints/") and name.endswith(".note")
+        assert is_checkpoint or name.endswith((".part", ".lock", ".json")), f"kept {name}"
         assert size <= len(hostile.adapter), (
             f"{name} has {size} bytes; the signed size is {len(hostile.adapter)}"
         )

@@ -768,7 +768,7 @@ def _out_path(detail: Mapping[str, Any], out_dir: Path) -> Path:
 
 def _copy_out(path: Path, detail: Mapping[str, Any], out_dir: Path) -> Path:
     """The verified cache file placed in ``out_dir`` by reflink, hard link or copy (one write at most)."""
-    from lorareg.client.api_client.api_client.placing import place
+    from lorareg.client.placing import place
 
     target = _out_path(detail, out_dir)
     place(path, target)

@@ -19,6 +19,7 @@ from fastapi.openapi.utils import get_openapi
 from lorareg.adapter.facts.model import FAMILIES
 from lorareg.manifest.ids import (
     MAX_ADAPTER_CHARS,
+    MAX_ALIAS_CHARS,
     MAX_NAMESPACE_CHARS,
     MAX_VERSION_CHARS,
     MIN_NAMESPACE_CHARS,
@@ -45,6 +46,7 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "adapter": {"type": "string", "pattern": f"^{_SLUG}$", "minLength": 1, "maxLength": MAX_ADAPTER_CHARS},
     "version": {"type": "string", "pattern": f"^{SEMVER}$", "maxLength": MAX_VERSION_CHARS},
     "digest": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    "alias": {"type": "string", "pattern": "^[a-z][a-z0-9-]*$", "minLength": 1, "maxLength": MAX_ALIAS_CHARS},
     "request_id": {"type": "string", "pattern": "^td_[0-9a-f]{32}$"},  # in the path (a filter: any text)
     "ref": {"type": "string", "pattern": f"^({NAME}(@{SEMVER})?|{HEX_REF})$", "maxLength": 300},
     "family": {"type": "string", "enum": ["", *FAMILIES]},
@@ -108,7 +110,24 @@ BUNDLE_BODY: dict[str, Any] = {
         },
     },
 }
+ALIAS_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["version"],
+    "properties": {"version": {"type": "string", "pattern": f"^{SEMVER}$", "maxLength": MAX_VERSION_CHARS}},
+}
+WEBHOOK_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["url", "events"],
+    "properties": {
+        "url": {"type": "string", "maxLength": 2000},
+        "events": {"type": "array", "items": {"type": "string"}},
+        "namespace": {"type": ["string", "null"]},
+    },
+}
+_ALIAS_PATH = "/api/v1/adapters/{namespace}/{adapter}/aliases/{alias}"
 JSON_BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("put", _ALIAS_PATH): ALIAS_BODY,
+    ("post", "/api/v1/webhooks"): WEBHOOK_BODY,
     ("post", "/api/v1/adapters/{namespace}/{adapter}/versions"): BUNDLE_BODY,
     ("post", "/api/v1/takedowns"): TAKEDOWN_BODY,
     ("post", "/api/v1/takedowns/{request_id}/decision"): DECISION_BODY,
@@ -166,6 +185,20 @@ ERRORS: dict[tuple[str, str], tuple[str, ...]] = {
         "451",
     ),
     ("get", "/api/v1/adapters/{namespace}/{adapter}/versions/{version}/previews"): ("404",),
+    ("get", "/api/v1/adapters/{namespace}/{adapter}/versions/{version}/similar"): ("404",),
+    ("post", "/api/v1/similar"): _BODY,
+    ("get", "/api/v1/keys/chain"): ("404",),
+    ("get", "/api/v1/log/checkpoint"): ("404",),
+    ("get", "/api/v1/log/evidence"): ("404",),
+    ("get", "/api/v1/adapters/{namespace}/{adapter}/aliases"): ("404",),
+    ("get", _ALIAS_PATH): ("404",),
+    ("put", _ALIAS_PATH): (*_BODY, "404", "409"),
+    ("delete", _ALIAS_PATH): ("404",),
+    ("get", "/api/v1/webhooks"): (),
+    ("post", "/api/v1/webhooks"): _BODY,
+    ("delete", "/api/v1/webhooks/{hook_id}"): ("404",),
+    ("get", "/api/v1/webhooks/{hook_id}/deliveries"): ("404",),
+    ("post", "/api/v1/webhooks/{hook_id}/deliveries/{delivery_id}/redeliver"): ("404", "409"),
 }
 # Routes that take the bearer token (FastAPI cannot see it: the dependency reads the header itself).
 SECURED: frozenset[tuple[str, str]] = frozenset(
@@ -178,6 +211,13 @@ SECURED: frozenset[tuple[str, str]] = frozenset(
         ("get", "/api/v1/takedowns/audit"),
         ("post", "/api/v1/takedowns/{request_id}/decision"),
         ("post", "/api/v1/adapters/{namespace}/{adapter}/versions/{version}/previews"),
+        ("put", _ALIAS_PATH),
+        ("delete", _ALIAS_PATH),
+        ("get", "/api/v1/webhooks"),
+        ("post", "/api/v1/webhooks"),
+        ("delete", "/api/v1/webhooks/{hook_id}"),
+        ("get", "/api/v1/webhooks/{hook_id}/deliveries"),
+        ("post", "/api/v1/webhooks/{hook_id}/deliveries/{delivery_id}/redeliver"),
     }
 )
 # Raw (non-JSON) bodies and answers, by (method, path): media type.
@@ -186,6 +226,7 @@ RAW_BODIES: dict[tuple[str, str], str] = {
     ("post", "/api/v1/adapters/{namespace}/{adapter}/versions/{version}/previews"): "image/png",
 }
 RAW_ANSWERS: dict[tuple[str, str], dict[str, str]] = {
+    ("get", "/api/v1/log/checkpoint"): {"200": "text/plain; charset=utf-8"},
     ("get", "/api/v1/blobs/sha256/{digest}"): {
         "200": "application/octet-stream",
         "206": "application/octet-stream",

@@ -25,7 +25,7 @@ from lorareg.manifest.canonical import canonical_json, strict_json_loads
 from lorareg.manifest.ids import check_alias, check_name
 from lorareg.signing.dsse import Envelope, Signature
 from lorareg.signing.keys import PrivateKey, PublicKey
-from lorareg.signing.revocation import format_time, parse_time
+from lorareg.signing.revocation import check_registry_envelope, format_time, parse_time
 
 PAYLOAD_TYPE = "application/vnd.lorareg.alias+json"
 MAX_ALIAS_ENVELOPE_BYTES = 16 * 1024  # a move is a few hundred bytes; anything this large is not one
@@ -106,16 +106,9 @@ def verify_alias_move(
         envelope = Envelope.from_json(strict_json_loads(envelope_bytes, max_bytes=MAX_ALIAS_ENVELOPE_BYTES))
     except InputError as e:
         raise VerificationError([f"bad signature: alias move is not a DSSE envelope ({e})"]) from e
-    if envelope.payload_type != PAYLOAD_TYPE:
-        raise VerificationError(
-            [f"bad signature: payload type {envelope.payload_type!r}, expected {PAYLOAD_TYPE!r}"]
-        )
-    keys = list(registry_keys)
-    if not any(k.verify(s.sig, envelope.pae()) for k in keys for s in envelope.signatures):
-        ids = ", ".join(k.key_id[:16] for k in keys) or "none"
-        raise VerificationError(
-            [f"bad signature: alias move is not signed by a trusted registry key ({ids})"]
-        )
+    check_registry_envelope(
+        envelope, payload_type=PAYLOAD_TYPE, registry_keys=registry_keys, what="alias move"
+    )
     try:
         move = AliasMove.from_json(strict_json_loads(envelope.payload, max_bytes=MAX_ALIAS_ENVELOPE_BYTES))
     except InputError as e:

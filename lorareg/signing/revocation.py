@@ -111,16 +111,9 @@ def verify_revocation_list(
             reported when both apply).
     """
     envelope = _parse_envelope(envelope_bytes)
-    if envelope.payload_type != PAYLOAD_TYPE:
-        raise VerificationError(
-            [f"bad signature: payload type {envelope.payload_type!r}, expected {PAYLOAD_TYPE!r}"]
-        )
-    keys = list(registry_keys)
-    if not any(k.verify(s.sig, envelope.pae()) for k in keys for s in envelope.signatures):
-        ids = ", ".join(k.key_id[:16] for k in keys) or "none"
-        raise VerificationError(
-            [f"bad signature: revocation list is not signed by a trusted registry key ({ids})"]
-        )
+    check_registry_envelope(
+        envelope, payload_type=PAYLOAD_TYPE, registry_keys=registry_keys, what="revocation list"
+    )
     try:
         revocations = RevocationList.from_payload(envelope.payload)
     except InputError as e:
@@ -186,3 +179,23 @@ def _require_fields(obj: object, where: str, fields: frozenset[str]) -> None:
         raise InputError(f"{where} must be a JSON object, got {type(obj).__name__}")
     if obj.keys() != fields:
         raise InputError(f"{where} has fields {sorted(obj)}; expected exactly {sorted(fields)}")
+
+
+def check_registry_envelope(
+    envelope: Envelope, *, payload_type: str, registry_keys: Iterable[PublicKey], what: str
+) -> None:
+    """Refuse an envelope of another payload type, or one no trusted registry key signed (no I/O).
+
+    The one check behind every registry-signed statement a client reads (revocation lists, alias moves).
+
+    Raises:
+        VerificationError: a reason starting "bad signature" that names ``what``.
+    """
+    if envelope.payload_type != payload_type:
+        raise VerificationError(
+            [f"bad signature: payload type {envelope.payload_type!r}, expected {payload_type!r}"]
+        )
+    keys = list(registry_keys)
+    if not any(k.verify(s.sig, envelope.pae()) for k in keys for s in envelope.signatures):
+        ids = ", ".join(k.key_id[:16] for k in keys) or "none"
+        raise VerificationError([f"bad signature: {what} is not signed by a trusted registry key ({ids})"])

@@ -148,7 +148,9 @@ class Version(SQLModel, table=True):
     yanked: bool = Field(default=False, index=True)
     revoked: bool = Field(default=False, index=True)
     revocation_reason: str | None = None
-    unreviewed: bool = Field(default=False, index=True)  # an import with unknown licence/consent (migration 0004)
+    unreviewed: bool = Field(
+        default=False, index=True
+    )  # an import with unknown licence/consent (migration 0004)
     tlog_index: int | None = None
 
 

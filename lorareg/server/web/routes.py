@@ -154,8 +154,7 @@ async def check_image(request: Request, registry: RegistryDep, settings: Setting
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > image_check.MAX_CHECK_BYTES + _FORM_OVERHEAD_BYTES:
         raise PayloadTooLargeError(f"the image is over {image_check.MAX_CHECK_BYTES} bytes; refused unread")
-    await request.form(max_files=1, max_fields=_CHECK_FORM_FIELDS)  # parsed once, cached for the CSRF check
-    form = await _checked_form(request, registry, settings.public_url)
+    form = await _checked_form(request, registry, settings.public_url, upload=True)
     upload = form.get("image")
     if upload is None or isinstance(upload, str):
         raise InputError("choose an image file (PNG, JPEG or WebP) to check")
@@ -365,16 +364,25 @@ def _require_reviewer(registry: Registry, request: Request) -> ReviewerSession:
 
 
 async def _checked_form(
-    request: Request, registry: Registry, public_url: str | None, *, reviewer: ReviewerSession | None = None
+    request: Request,
+    registry: Registry,
+    public_url: str | None,
+    *,
+    reviewer: ReviewerSession | None = None,
+    upload: bool = False,
 ) -> FormData:
     """The POSTed form, after its CSRF token was checked (403 otherwise).
 
     Order matters for an anonymous visitor: the ``Origin`` is checked before any byte is read, and the
     body is capped (413 past :data:`MAX_FORM_BYTES`) and timed before it is parsed, so a huge or stalled
-    POST costs neither memory nor a parse.
+    POST costs neither memory nor a parse. ``upload``: the one multipart form (check an image), whose
+    declared length the route has capped; one file and a few fields at most, files spooled to disk.
     """
     sessions.check_origin(request, public_url=public_url)
-    form = await _small_form(request)
+    if upload:
+        form = await request.form(max_files=1, max_fields=_CHECK_FORM_FIELDS)
+    else:
+        form = await _small_form(request)
     reviewer = reviewer or sessions.current_session(registry, request)
     submitted = form.get(sessions.CSRF_FIELD)
     sessions.check_csrf(
