@@ -19,6 +19,7 @@ from lorareg.registry.records import VersionRecord
 from lorareg.registry.service import Registry
 from lorareg.registry.takedown import Takedowns
 from lorareg.signing.sign import sign_manifest
+from tests.fixtures.deployments import Deployment
 from tests.fixtures.registry import Publisher, draft_manifest, make_publisher
 from tests.support.lora_factory import adapter_bytes
 
@@ -73,3 +74,15 @@ def test_copy_with_raised_alpha_is_refused_after_revocation_and_queued_before(
         _publish(mallory, "again", seed=11, alpha=3.0)
     takedowns.decide(queued[0].id, decision="reject", reason="licensed copy", principal=reviewer)
     assert [r.status for r in takedowns.list_requests(principal=reviewer, status="pending")] == []
+
+
+def test_fingerprint_is_stored_from_a_file_store_and_from_s3(deployment: Deployment) -> None:
+    """S3 blobs are spooled once to a temporary file, files are read in place: same fingerprint."""
+    registry = deployment.registry()
+    acme = make_publisher(registry, "acme")
+    record = _publish(acme, "ink", seed=21)
+    with registry.db.read() as session:
+        stored = fingerprints.load(session, record.sha256)
+    assert stored is not None and stored.family == "sdxl" and len(stored.modules) > 10
+    direct = fingerprints.fingerprint_stored(registry.store, record.blob)
+    assert direct is not None and direct.modules == stored.modules

@@ -17,9 +17,12 @@ Deliberately not here: HTTP, HTML, and the takedown workflow itself (``takedown.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,7 +33,7 @@ from lorareg.adapter.fingerprint import Fingerprint, compare_fingerprints, finge
 from lorareg.adapter.fingerprint.sketch import POOLED_DIM
 from lorareg.adapter.safetensors import MAX_HEADER_BYTES, SafetensorsHeader, parse_header
 from lorareg.errors import GoneError, InputError
-from lorareg.registry.blobs import BlobStore
+from lorareg.registry.blobs import BlobStore, FilesystemStore
 from lorareg.registry.catalog import find_version, status_of
 from lorareg.registry.db import Database, FingerprintBand, FingerprintRow, Revocation, SimilarityFlag, Version
 from lorareg.registry.records import BlobRecord
@@ -75,16 +78,20 @@ class Match:
 
 
 def fingerprint_stored(store: BlobStore, blob: BlobRecord) -> Fingerprint | None:
-    """The fingerprint of a stored blob, or ``None`` when it has no adapter module of a known kind."""
+    """The fingerprint of a stored blob, or ``None`` when it has no adapter module of a known kind.
+
+    A file store is read in place by range (``pread``). Any other store (S3) is first streamed, in one
+    request, into an anonymous temporary file: a fingerprint reads thousands of small tensors in module
+    order, which would be thousands of object-store requests.
+    """
     header = _stored_header(store, blob)
-
-    def read(start: int, end: int) -> bytes:
-        return b"".join(store.open_range(blob.sha256, start, end))
-
-    try:
-        return fingerprint(open_adapter(header, read))
-    except InputError:
-        return None
+    if isinstance(store, FilesystemStore):
+        return _fingerprint_file(store.path_of(blob.sha256), header)
+    with tempfile.TemporaryFile(prefix="lorareg-fingerprint-") as spool:
+        for chunk in store.open_range(blob.sha256):
+            spool.write(chunk)
+        spool.flush()
+        return _fingerprint_fd(spool.fileno(), header)
 
 
 def refuse_revoked_copy(session: Session, fp: Fingerprint, *, threshold: float) -> None:
@@ -242,6 +249,24 @@ def _scored(
         for v in versions
     ]
     return sorted(matches, key=lambda m: (-m.similarity, m.name, m.version))
+
+
+def _fingerprint_file(path: Path, header: SafetensorsHeader) -> Fingerprint | None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return _fingerprint_fd(fd, header)
+    finally:
+        os.close(fd)
+
+
+def _fingerprint_fd(fd: int, header: SafetensorsHeader) -> Fingerprint | None:
+    def read(start: int, end: int) -> bytes:
+        return os.pread(fd, end - start, start)
+
+    try:
+        return fingerprint(open_adapter(header, read))
+    except InputError:
+        return None
 
 
 def _stored_header(store: BlobStore, blob: BlobRecord) -> SafetensorsHeader:
