@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from lorareg.registry import Takedowns
 from tests.fixtures.registry import make_publisher
 from tests.fixtures.server import LiveServer
 
@@ -38,9 +39,14 @@ SEMANTIC_REFUSALS = {
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 
 
-def _config(path: Path) -> Path:
-    """A schemathesis.toml with the per-operation expectations of :data:`SEMANTIC_REFUSALS`."""
-    blocks = []
+def _config(path: Path, existing: dict[str, str]) -> Path:
+    """A schemathesis.toml: half the path values name ``existing`` resources (so the run reaches them,
+    not only 404s), and the per-operation expectations of :data:`SEMANTIC_REFUSALS`."""
+    blocks = [f'[dictionaries.{name}]\nvalues = ["{value}"]\n' for name, value in existing.items()]
+    blocks.append(
+        "[parameters]\n"
+        + "".join(f'"path.{name}" = {{ dictionary = "{name}", probability = 0.5 }}\n' for name in existing)
+    )
     for (method, route), extra in SEMANTIC_REFUSALS.items():
         statuses = ", ".join(f'"{s}"' for s in [*ACCEPTED, *extra])
         blocks.append(
@@ -59,14 +65,30 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(
     live_server_factory: Callable[..., LiveServer], database_url: str, tmp_path: Path
 ) -> None:
     server = live_server_factory(database_url=database_url)
-    make_publisher(server.registry, "acme").publish("pixel-art", "1.0.0")
+    record = make_publisher(server.registry, "acme").publish("pixel-art", "1.0.0")
+    tracking = Takedowns(server.registry).file(
+        ref=f"{record.name}@{record.version}",
+        reason="other",
+        claimant="x",
+        contact="a@b.org",
+        details="x",
+        good_faith=True,
+        client="t",
+    )
+    existing = {
+        "namespace": "acme",
+        "adapter": "pixel-art",
+        "version": "1.0.0",
+        "digest": record.sha256,
+        "request_id": tracking.id,
+    }
     admin = server.token("admin")
     command = [
         sys.executable,
         "-m",
         "schemathesis.cli",
         "--config-file",
-        str(_config(tmp_path / "schemathesis.toml")),
+        str(_config(tmp_path / "schemathesis.toml", existing)),
         "run",
         f"{server.url}/api/openapi.json",
         "--checks",

@@ -54,6 +54,14 @@ def _status(sock: socket.socket, *, within: float) -> int | None:
     return int(first.split(b" ", 2)[1]) if first.startswith(b"HTTP/1.1 ") else None
 
 
+def _wait_uploads(server: LiveServer, count: int) -> None:
+    """Until the server holds ``count`` upload slots (its handlers ran), at most 10 s."""
+    deadline = time.monotonic() + 10
+    while server.app.state.upload_slots.in_progress != count:
+        assert time.monotonic() < deadline, server.app.state.upload_slots.in_progress
+        time.sleep(0.02)
+
+
 def _quick(server: LiveServer, path: str) -> float:
     started = time.monotonic()
     answer = httpx.get(server.url + path, timeout=10)
@@ -77,10 +85,10 @@ def test_stalled_uploads_are_capped_per_token_and_in_total_while_reads_stay_fast
     first, second, third = (make_publisher(server.registry, ns).secret for ns in ("acme", "bravo", "carol"))
     for _ in range(2):
         sockets.append(_stalled_upload(server, first))
-    time.sleep(0.3)  # the two stalled uploads hold their slots
+    _wait_uploads(server, 2)
     assert _status(_stalled_upload(server, first), within=5) == 429  # the token's third
     sockets.append(_stalled_upload(server, second))
-    time.sleep(0.3)
+    _wait_uploads(server, 3)
     assert _status(_stalled_upload(server, third), within=5) == 429  # the process's fourth
     for path in ("/healthz", "/api/v1/adapters", "/", "/review/sign-in", "/api/v1/keys"):
         assert _quick(server, path) < 2.0
@@ -94,7 +102,7 @@ def test_forty_stalled_uploads_leave_the_shared_threads_to_health_checks(
     token = make_publisher(server.registry, "acme").secret
     for _ in range(44):
         sockets.append(_stalled_upload(server, token))
-    time.sleep(1.0)
+    _wait_uploads(server, 44)
     assert all(_status(s, within=0.05) is None for s in sockets)  # all 44 are in progress
     timings = [_quick(server, path) for path in ("/healthz", "/api/v1/adapters", "/", "/healthz")]
     assert max(timings) < 2.0, timings
@@ -109,7 +117,7 @@ def test_a_stalled_upload_ends_with_408_and_frees_its_slot(
     token = make_publisher(server.registry, "acme").secret
     stalled = _stalled_upload(server, token)
     sockets.append(stalled)
-    time.sleep(0.3)
+    _wait_uploads(server, 1)
     assert _status(_stalled_upload(server, token), within=5) == 429
     assert _status(stalled, within=BODY_TIMEOUT_S + 5) == 408
     data = sample_adapter_bytes("sdxl", seed=7)
