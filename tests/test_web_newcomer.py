@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from PIL import Image
@@ -194,6 +195,16 @@ def test_check_an_image_refuses_non_images_oversize_files_and_a_missing_csrf_tok
     assert _check(web, oversize)[0] == 413
     no_csrf = web.client.post("/check", files={"image": ("a.png", png_bytes(), "image/png")})
     assert no_csrf.status_code == 403
+
+
+def test_check_an_image_refuses_a_chunked_upload_unread(web: WebSite) -> None:
+    def endless() -> Iterator[bytes]:  # no Content-Length: the server cannot cap it before parsing
+        yield b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'
+        yield b"\0" * 2**20
+
+    headers = {"Content-Type": "multipart/form-data; boundary=x"}
+    answer = web.client.post("/check", content=endless(), headers=headers)
+    assert answer.status_code == 400 and "Content-Length" in answer.text
 
 
 def test_check_an_image_stores_nothing(web: WebSite, tmp_path: Path) -> None:

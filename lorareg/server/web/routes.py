@@ -152,7 +152,9 @@ def check_image_page(request: Request, registry: RegistryDep) -> Response:
 async def check_image(request: Request, registry: RegistryDep, settings: SettingsDep) -> Response:
     """Read the dropped image's claims; nothing is stored (see ``image_check``)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > image_check.MAX_CHECK_BYTES + _FORM_OVERHEAD_BYTES:
+    if not declared.isdigit():  # a chunked body has no length to cap before it is parsed: browsers send one
+        raise InputError("the image upload needs a Content-Length header; refused unread")
+    if int(declared) > image_check.MAX_CHECK_BYTES + _FORM_OVERHEAD_BYTES:
         raise PayloadTooLargeError(f"the image is over {image_check.MAX_CHECK_BYTES} bytes; refused unread")
     form = await _checked_form(request, registry, settings.public_url, upload=True)
     upload = form.get("image")
