@@ -10,7 +10,8 @@ import pytest
 from sqlmodel import col, select
 
 from lorareg.manifest.canonical import canonical_json
-from lorareg.registry.db import TlogLeaf, Version
+from lorareg.registry import Aliases
+from lorareg.registry.db import Alias, TlogLeaf, Version
 from lorareg.signing import merkle
 from tests.fixtures.server import LiveServer
 from tests.support.cli_runner import run_main
@@ -142,3 +143,23 @@ def test_watch_with_no_registry_key_in_the_trust_file_is_bad_input(
         str(trust),
     )
     assert code == 2 and "no registry key" in err
+
+
+def test_alias_moves_replay_and_an_alias_served_off_the_log_is_reported(
+    busy, monkeypatch, capsys, tmp_path: Path
+) -> None:
+    server, trust = busy
+    admin = server.registry.authenticate(server.token("admin"))
+    aliases = Aliases(server.registry)
+    aliases.set("acme/ink", "prod", "1.1.0", principal=admin)
+    aliases.set("acme/ink", "staging", "1.1.0", principal=admin)
+    aliases.delete("acme/ink", "staging", principal=admin)
+    code, report = _verify(monkeypatch, capsys, server, trust, tmp_path / "cache")
+    assert code == 0, report
+    with server.registry.db.write() as session:  # the operator points prod back without a logged move
+        row = session.exec(select(Alias).where(col(Alias.alias) == "prod")).one()
+        row.version, row.sha256 = "1.0.0", server.registry.get_version("acme/ink", "1.0.0").sha256
+        session.add(row)
+    code, report = _verify(monkeypatch, capsys, server, trust, tmp_path / "cache2")
+    assert code == 1
+    assert any("acme/ink@prod: the log says 1.1.0, the API serves 1.0.0" in p for p in report["problems"])

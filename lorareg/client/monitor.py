@@ -58,6 +58,7 @@ class LogState:
 
     versions: dict[str, LoggedVersion] = field(default_factory=dict)
     revoked: set[str] = field(default_factory=set)
+    aliases: dict[tuple[str, str], str | None] = field(default_factory=dict)  # (name, alias) -> version
     problems: list[str] = field(default_factory=list)
 
     def apply(self, index: int, entry: dict[str, Any]) -> None:
@@ -72,6 +73,8 @@ class LogState:
             self._yank(index, ref, entry, yanked=kind == "yank")
         elif kind == "revoke":
             self._revoke(index, entry)
+        elif kind == "alias":
+            self._alias(index, entry)
         else:
             self.problems.append(f"log entry {index} has unknown kind {kind!r}")
 
@@ -83,6 +86,19 @@ class LogState:
             )
             return
         found.yanked = yanked
+
+    def _alias(self, index: int, entry: dict[str, Any]) -> None:
+        """An alias move (or deletion, ``version`` null) must name a version the log published, by digest."""
+        name, alias, version = str(entry.get("name")), str(entry.get("alias")), entry.get("version")
+        if version is not None:
+            found = self.versions.get(f"{name}@{version}")
+            if found is None or found.sha256 != entry.get("sha256"):
+                self.problems.append(
+                    f"log entry {index}: alias {name}@{alias} moved to {name}@{version}, "
+                    "which the log never published with that digest"
+                )
+                return
+        self.aliases[(name, alias)] = None if version is None else str(version)
 
     def _revoke(self, index: int, entry: dict[str, Any]) -> None:
         sha = str(entry.get("sha256"))
@@ -192,6 +208,25 @@ def compare_with_api(client: Client, state: LogState, *, keys: Sequence[PublicKe
         if item.get("ref") not in state.versions:
             problems.append(f"{item.get('ref')} is served but has no entry in the log")
     problems.extend(_compare_revocations(client, state, keys=keys))
+    for name in sorted({ref.rpartition("@")[0] for ref in state.versions}):
+        problems.extend(_compare_aliases(client, name, state))
+    return problems
+
+
+def _compare_aliases(client: Client, name: str, state: LogState) -> list[str]:
+    """Every alias the API serves for ``name`` is where the log's last move put it, and the reverse."""
+    logged = {a: v for (n, a), v in state.aliases.items() if n == name and v is not None}
+    try:
+        listed = client.aliases(name).get("aliases") or []
+    except NotFoundError:
+        listed = []
+    served = {str(a.get("alias")): str(a.get("version")) for a in listed if isinstance(a, dict)}
+    problems = [
+        f"{name}@{alias}: the log says {logged.get(alias) or 'no alias'}, the API serves "
+        f"{served.get(alias) or 'no alias'}"
+        for alias in sorted(set(logged) | set(served))
+        if logged.get(alias) != served.get(alias)
+    ]
     return problems
 
 
