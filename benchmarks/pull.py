@@ -37,6 +37,7 @@ import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
+from urllib.parse import urljoin  # noqa: E402
 
 import httpx  # noqa: E402
 import psutil  # noqa: E402
@@ -156,7 +157,8 @@ def run(tmp: Path, *, size: int, runs: int) -> None:
             label="publish client",
         )
         print(f"publish (sign + upload): {publish_s:.2f} s")
-        blob_url = httpx.get(f"{url}/api/v1/resolve", params={"ref": "bench/large@1.0.0"}).json()["blob_url"]
+        answer = httpx.get(f"{url}/api/v1/resolve", params={"ref": "bench/large@1.0.0"}).json()
+        blob_url = urljoin(f"{url}/", answer["blob_url"])  # relative unless LORAREG_PUBLIC_URL is set
         curl = ["curl", "-sSf", "-o", str(tmp / "curl.out"), blob_url]
         pull = [*_lorareg(), "pull", "bench/large@1.0.0", "--verify", "--trust", str(trust_path)]
         timings = {"curl": Timings(), "pull": Timings(), "help": Timings()}

@@ -115,3 +115,19 @@ def test_full_sdxl_fingerprint_is_a_few_hundred_kilobytes(tmp_path: Path) -> Non
     fp = fingerprint_file(path)
     assert len(fp.modules) > 900
     assert len(fp.to_bytes()) < 400_000
+
+
+def test_a_module_wider_than_any_base_model_layer_is_not_sketched(tmp_path) -> None:
+    """A hostile factor of 16M rows costs no projection table (CPU and memory at publish stay bounded)."""
+    import time
+
+    from lorareg.adapter.fingerprint import fingerprint_file
+    from lorareg.adapter.fingerprint.sketch import MAX_SKETCH_DIM
+    from lorareg.demo.samples import write_large_adapter
+
+    path = tmp_path / "wide.safetensors"
+    write_large_adapter(path, size_bytes=64 * 2**20)  # one lora_up of ~4M x 8: wider than MAX_SKETCH_DIM
+    started = time.perf_counter()
+    fp = fingerprint_file(path)
+    assert fp.modules == () and time.perf_counter() - started < 5
+    assert MAX_SKETCH_DIM < 4_000_000

@@ -41,6 +41,10 @@ from lorareg.errors import InputError
 _WEIGHT_ROLES = frozenset({"down", "up", "hada_w1_a", "lokr_w1", "lokr_w1_a", "diff"})
 _UNSUPPORTED_ROLES = ("mid", "hada_t1", "hada_t2", "lokr_t2")
 _SHOWN_NOTES = 5
+# No layer of a supported base model is wider than ~55k (a FLUX.2 fused projection). A factor wider than this
+# is refused from the header alone, so a hostile file cannot make the fingerprint read and decode a
+# gigabyte-sized tensor (and grow the cached projection tables to its size) at publish.
+MAX_FACTOR_DIM = 1 << 17
 MAX_WORKERS = 4  # modules processed at once: numpy releases the GIL in reads, casts and products
 _T = TypeVar("_T")
 
@@ -110,6 +114,9 @@ class Adapter:
 
     def _piece(self, source: ModuleSource) -> Piece:
         p = source.parts
+        widest = max((d for info in p.values() for d in info.shape), default=0)
+        if widest > MAX_FACTOR_DIM:  # decided from the header, before a byte of the tensor is read
+            raise UnsupportedTensorError(f"a dimension of {widest}, wider than any base model's layer")
         if any(role in p for role in _UNSUPPORTED_ROLES):
             raise UnsupportedTensorError("Tucker-decomposed factors (lora_mid, hada_t*, lokr_t2)")
         if "diff" in p:

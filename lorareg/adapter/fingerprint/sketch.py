@@ -35,6 +35,9 @@ POOLED_DIM = 256  # floats in the pooled summary vector
 BANDS = 24  # LSH bands over the pooled vector
 BAND_BITS = 10  # hyperplane bits per band: unrelated pooled vectors share a band with p = 24/1024
 FORMAT_VERSION = 1
+# A canonical matrix (fused slices placed at their row offsets) wider than this is not sketched: the cached
+# ±1 projection tables never grow past it (``delta.MAX_FACTOR_DIM`` refuses single factors before reading).
+MAX_SKETCH_DIM = 1 << 18
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 _HYPERPLANE_SEED = 0x10AE6  # fixed forever: band keys of stored fingerprints depend on it
 _U64 = npt.NDArray[np.uint64]
@@ -98,9 +101,9 @@ def fingerprint(adapter: Adapter, *, k: int = SKETCH_K) -> Fingerprint:
     pooled = np.zeros(POOLED_DIM, dtype=np.float64)
 
     def sketch_module(_name: str, pieces: list[Piece]) -> F32 | None:
-        return (
-            sum((_sketch_piece(p, k) for p in pieces), np.zeros((k, k), dtype=np.float32)) if pieces else None
-        )
+        if not pieces or any(p.row + p.height > MAX_SKETCH_DIM or p.width > MAX_SKETCH_DIM for p in pieces):
+            return None  # no module of a real base model is this wide: not sketched, not a projection table
+        return sum((_sketch_piece(p, k) for p in pieces), np.zeros((k, k), dtype=np.float32))
 
     for name, s in adapter.map_modules(sketch_module):
         if s is None:
