@@ -15,7 +15,8 @@ import pytest
 import tests.support.fingerprint_variants as v
 from lorareg.adapter.fingerprint import Fingerprint, TensorFile, compare_files, fingerprint_file, open_adapter
 from lorareg.adapter.fingerprint.score import module_inner
-from lorareg.adapter.fingerprint.tensors import decode
+from lorareg.adapter.fingerprint.sketch import SKETCH_K, _projection
+from lorareg.adapter.fingerprint.tensors import decode, reduce_tensor
 from lorareg.errors import InputError
 from tests.support.lora_factory import write_adapter
 from tests.support.lora_layouts import Module
@@ -61,6 +62,64 @@ def test_bf16_and_f8_are_decoded_by_their_bit_layouts() -> None:
     assert decode(bytes([0x3C, 0xC0]), "F8_E5M2").tolist() == [1.0, -2.0]
 
 
+def test_f16_is_decoded_exactly_for_every_bit_pattern() -> None:
+    """The shift-and-rescale F16 path matches numpy's own cast on all 65,536 patterns, subnormals included."""
+    bits = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    expected = bits.view(np.float16).astype(np.float32)
+    got = decode(bits.tobytes(), "F16")
+    assert np.array_equal(got, expected, equal_nan=True)
+    finite = np.isfinite(expected)
+    assert np.array_equal(got.view(np.uint32)[finite], expected.view(np.uint32)[finite])  # -0.0 stays -0.0
+
+
+@pytest.mark.parametrize("dtype", ["F16", "BF16", "F32", "F8_E4M3"])
+@pytest.mark.parametrize("shape", [(3000, 40), (24, 4100), (16, 8, 3, 3)], ids=["tall", "wide", "conv"])
+def test_streamed_reduction_equals_the_product_of_the_decoded_tensor(
+    dtype: str, shape: tuple[int, ...], tmp_path: Path
+) -> None:
+    """``reduce_tensor`` reads blocks of rows (several blocks here) and gives the same ``Lᵀ M`` / ``M R``."""
+    rng = np.random.default_rng(7)
+    count = int(np.prod(shape))
+    raw = {
+        "F16": lambda: (rng.standard_normal(count) * 0.02).astype("<f2").tobytes(),
+        "BF16": lambda: (rng.standard_normal(count).astype("<f4").view("<u4") >> 16).astype("<u2").tobytes(),
+        "F32": lambda: (rng.standard_normal(count) * 0.02).astype("<f4").tobytes(),
+        "F8_E4M3": lambda: rng.integers(0, 0x7E, count, dtype=np.uint8).tobytes(),
+    }[dtype]()
+    path = tmp_path / "t.safetensors"
+    path.write_bytes(safetensors_bytes({"m": entry(dtype, list(shape), 0, len(raw))}, raw))
+    matrix = decode(raw, dtype).reshape(shape[0], -1).astype(np.float64)
+    left = rng.choice([-1.0, 1.0], (matrix.shape[0], 8)).astype(np.float32)
+    right = rng.choice([-1.0, 1.0], (matrix.shape[1], 8)).astype(np.float32)
+    with TensorFile(path) as f:
+        info = f.header.tensors["m"]
+        by_left = reduce_tensor(f.read, f.header, info, left, side="left")
+        by_right = reduce_tensor(f.read, f.header, info, right, side="right")
+    assert np.allclose(by_left, left.T @ matrix, rtol=1e-4, atol=1e-4)
+    assert np.allclose(by_right, matrix @ right, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["lora", "loha", "lokr"])
+def test_streamed_sketch_equals_the_sketch_of_the_decoded_factors(kind: str, tmp_path: Path) -> None:
+    """The fast path (factors never decoded whole) computes exactly ``Ψᵀ (s·B A) Ω / k`` of the pieces."""
+    mods = SMALL if kind != "lokr" else SMALL[2:]
+    path = v.write(
+        tmp_path / "a.safetensors", v.trained(mods, kind=kind, rank=3, seed=4), base="sd1", alpha=2.0
+    )
+    fp = fingerprint_file(path)
+    with TensorFile(path) as f:
+        pieces = dict(open_adapter(f.header, f.read).iter_pieces())
+    assert fp.modules == tuple(sorted(pieces))
+    for name, sketch in zip(fp.modules, fp.sketches, strict=True):
+        expected = np.zeros((SKETCH_K, SKETCH_K))
+        for p in pieces[name]:
+            psi = _projection("rows", p.row, p.height, SKETCH_K).astype(np.float64)
+            omega = _projection("cols", 0, p.width, SKETCH_K).astype(np.float64)
+            delta = p.up.astype(np.float64) if p.down is None else p.up.astype(np.float64) @ p.down
+            expected += psi.T @ delta @ omega * p.scale / SKETCH_K
+        assert np.allclose(sketch, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
+
+
 def _two_module_file(tmp_path: Path, *, second_dtype: str, second: bytes) -> Path:
     """A kohya file whose first module is fine and whose second has ``second_dtype`` data."""
     good = np.ones((2, 4), np.float32).tobytes(), np.ones((4, 2), np.float32).tobytes()
@@ -85,9 +144,11 @@ def _two_module_file(tmp_path: Path, *, second_dtype: str, second: bytes) -> Pat
     [
         ("F32", np.full(16, np.nan, np.float32).tobytes()),
         ("F32", np.full(16, np.inf, np.float32).tobytes()),
+        ("F16", np.full(16, -np.inf, np.float16).tobytes()),
+        ("BF16", np.full(16, 0x7FC0, np.uint16).tobytes()),
         ("I16", np.ones(16, np.int16).tobytes()),
     ],
-    ids=["nan-factors", "infinite-factors", "integer-dtype"],
+    ids=["nan-factors", "infinite-factors", "infinite-f16", "nan-bf16", "integer-dtype"],
 )
 def test_unreadable_module_is_skipped_with_a_note(dtype: str, data: bytes, tmp_path: Path) -> None:
     path = _two_module_file(tmp_path, second_dtype=dtype, second=data)

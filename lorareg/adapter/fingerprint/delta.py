@@ -23,6 +23,7 @@ Deliberately not here: any score (``score.py``, ``sketch.py``).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +35,13 @@ import numpy as np
 from lorareg.adapter.facts import compute_facts
 from lorareg.adapter.facts.parse import AdaptedModule, group_modules
 from lorareg.adapter.fingerprint.modules import place
-from lorareg.adapter.fingerprint.tensors import F32, RangeRead, UnsupportedTensorError, read_tensor
+from lorareg.adapter.fingerprint.tensors import (
+    F32,
+    RangeRead,
+    UnsupportedTensorError,
+    read_tensor,
+    reduce_tensor,
+)
 from lorareg.adapter.safetensors import SafetensorsHeader, TensorInfo
 from lorareg.errors import InputError
 
@@ -47,6 +54,8 @@ _SHOWN_NOTES = 5
 MAX_FACTOR_DIM = 1 << 17
 MAX_WORKERS = 4  # modules processed at once: numpy releases the GIL in reads, casts and products
 _T = TypeVar("_T")
+Projector = Callable[[int, int], "F32 | None"]
+"""``(first_row, count) -> count x k`` rows of a projection matrix, or ``None`` to decline."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,24 +110,60 @@ class Adapter:
                 self._note(f"module {source.key} skipped: {e}")
         return out
 
+    def project(self, canonical: str, left_of: Projector, right_of: Projector) -> F32 | None:
+        """``Σ Lᵀ ΔW R`` over the module's pieces (``k x k``), never building ΔW or a factor in float32.
+
+        ``left_of(row, height)`` gives the ``height x k`` rows of ``L`` for a piece at ``row`` of the
+        canonical matrix, ``right_of(0, width)`` the ``width x k`` of ``R``; either may answer ``None`` (a
+        matrix it will not project), and the module is then not projected. Plain LoRA factors are streamed
+        through :func:`reduce_tensor` (the fast path: nearly every module of nearly every adapter); LoHa,
+        LoKr and dense pieces are built as :meth:`pieces` does and multiplied. ``None`` also when no piece
+        of the module can be read (each is noted).
+        """
+        total: F32 | None = None
+        for source in self.modules.get(canonical, ()):
+            try:
+                product = self._project_source(source, left_of, right_of)
+            except UnsupportedTensorError as e:
+                self._note(f"module {source.key} skipped: {e}")
+                continue
+            except _NotProjected:
+                return None
+            total = product if total is None else total + product
+        return total
+
+    def map_names(self, work: Callable[[str], _T]) -> Iterator[tuple[str, _T]]:
+        """``(name, work(name))`` for every canonical module (sorted), on up to ``MAX_WORKERS`` threads."""
+        names = sorted(self.modules)
+        yield from zip(names, parallel_map(work, names), strict=True)
+
+    def _project_source(self, source: ModuleSource, left_of: Projector, right_of: Projector) -> F32:
+        p = source.parts
+        if not _is_plain_lora(p):
+            piece = self._piece(source)
+            left, right = _projectors(left_of, right_of, piece.row, piece.height, piece.width)
+            reduced_down = right if piece.down is None else piece.down @ right
+            product: F32 = (left.T @ piece.up) @ reduced_down
+            return product * np.float32(piece.scale)
+        self._check_header(p)
+        up, down = p["up"], p["down"]
+        rank, width = down.shape[0], math.prod(down.shape[1:])
+        if len(up.shape) < 2 or math.prod(up.shape[1:]) != rank:
+            raise UnsupportedTensorError(f"up is {up.shape}, down is {down.shape}: ranks differ")
+        left, right = _projectors(left_of, right_of, source.offset_blocks * width, up.shape[0], width)
+        reduced_up = reduce_tensor(self.read, self.header, up, left, side="left")
+        reduced_down = reduce_tensor(self.read, self.header, down, right, side="right")
+        projected: F32 = reduced_up @ reduced_down
+        return projected * np.float32(self._scale(p, rank=rank))
+
     def iter_pieces(self) -> Iterator[tuple[str, list[Piece]]]:
         """Every canonical module (sorted) with its pieces, one module in memory at a time."""
         for canonical in sorted(self.modules):
             yield canonical, self.pieces(canonical)
 
-    def map_modules(self, work: Callable[[str, list[Piece]], _T]) -> Iterator[tuple[str, _T]]:
-        """``(name, work(name, pieces))`` for every canonical module (sorted), on up to ``MAX_WORKERS``
-        threads; only the modules in flight are in memory."""
-        names = sorted(self.modules)
-        yield from zip(names, parallel_map(lambda n: work(n, self.pieces(n)), names), strict=True)
-
     def _piece(self, source: ModuleSource) -> Piece:
         p = source.parts
-        widest = max((d for info in p.values() for d in info.shape), default=0)
-        if widest > MAX_FACTOR_DIM:  # decided from the header, before a byte of the tensor is read
-            raise UnsupportedTensorError(f"a dimension of {widest}, wider than any base model's layer")
-        if any(role in p for role in _UNSUPPORTED_ROLES):
-            raise UnsupportedTensorError("Tucker-decomposed factors (lora_mid, hada_t*, lokr_t2)")
+        self._check_header(p)
         if "diff" in p:
             up, down, scale = self._matrix(p["diff"]), None, 1.0
         elif "hada_w1_a" in p:
@@ -131,6 +176,15 @@ class Adapter:
             raise UnsupportedTensorError("non-finite values")
         width = up.shape[1] if down is None else down.shape[1]  # d, the layer's input width, for FLUX slices
         return Piece(row=source.offset_blocks * width, up=up, down=down, scale=scale)
+
+    @staticmethod
+    def _check_header(p: dict[str, TensorInfo]) -> None:
+        """Refuse, from the header alone and before a byte is read, what no module of a base model has."""
+        widest = max((d for info in p.values() for d in info.shape), default=0)
+        if widest > MAX_FACTOR_DIM:
+            raise UnsupportedTensorError(f"a dimension of {widest}, wider than any base model's layer")
+        if any(role in p for role in _UNSUPPORTED_ROLES):
+            raise UnsupportedTensorError("Tucker-decomposed factors (lora_mid, hada_t*, lokr_t2)")
 
     def _lora(self, p: dict[str, TensorInfo]) -> tuple[F32, F32, float]:
         if "up" not in p or "down" not in p:
@@ -183,6 +237,24 @@ class Adapter:
     def _note(self, text: str) -> None:
         if len(self.notes) < _SHOWN_NOTES:
             self.notes.append(text)
+
+
+class _NotProjected(Exception):
+    """A projector declined a piece's matrix: the whole module is left out."""
+
+
+def _projectors(
+    left_of: Projector, right_of: Projector, row: int, height: int, width: int
+) -> tuple[F32, F32]:
+    left, right = left_of(row, height), right_of(0, width)
+    if left is None or right is None:
+        raise _NotProjected
+    return left, right
+
+
+def _is_plain_lora(parts: dict[str, TensorInfo]) -> bool:
+    """Only ``up``/``down`` (and ``alpha``) factors, as nearly every LoRA and LoCon module is saved."""
+    return "up" in parts and "down" in parts and parts.keys() <= {"up", "down", "alpha"}
 
 
 def parallel_map(work: Callable[[str], _T], names: Iterable[str]) -> Iterator[_T]:

@@ -3,9 +3,10 @@
 Per canonical module, ``S = Ψᵀ ΔW Ω / k`` (``k x k``) with ``Ψ``, ``Ω`` fixed random ±1 matrices whose row
 ``i`` is a hash of ``i``: the same module of any adapter gets the same projections, whatever its file's
 layout, and a slice of a fused matrix (FLUX ``to_q`` in ``img_attn.qkv``) gets exactly its rows.
-``S`` is computed as ``(Ψᵀ B)(A Ω)``, so the full ΔW is never built. Since ``E⟨S1,S2⟩ = ⟨ΔW1,ΔW2⟩``,
-sketches estimate the exact scores of ``score.py``; for near-duplicates the estimate is tight because the
-same projections see the same directions.
+``S`` is computed as ``(Ψᵀ B)(A Ω)`` with the factors streamed through the products
+(``Adapter.project``), so neither the full ΔW nor a float32 copy of a factor is ever built.
+Since ``E⟨S1,S2⟩ = ⟨ΔW1,ΔW2⟩``, sketches estimate the exact scores of ``score.py``; for near-duplicates
+the estimate is tight because the same projections see the same directions.
 
 The **pooled** vector (``POOLED_DIM`` floats) feature-hashes every sketch entry, with a random sign, into one
 vector, so ``⟨pooled1, pooled2⟩`` estimates the whole-adapter inner product: the registry's candidate search
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lorareg.adapter.fingerprint.delta import Adapter, Piece
+from lorareg.adapter.fingerprint.delta import Adapter
 from lorareg.adapter.fingerprint.score import Comparison
 from lorareg.adapter.fingerprint.tensors import F32
 from lorareg.errors import InputError
@@ -100,12 +101,17 @@ def fingerprint(adapter: Adapter, *, k: int = SKETCH_K) -> Fingerprint:
     names, sketches, energies = [], [], []
     pooled = np.zeros(POOLED_DIM, dtype=np.float64)
 
-    def sketch_module(_name: str, pieces: list[Piece]) -> F32 | None:
-        if not pieces or any(p.row + p.height > MAX_SKETCH_DIM or p.width > MAX_SKETCH_DIM for p in pieces):
-            return None  # no module of a real base model is this wide: not sketched, not a projection table
-        return sum((_sketch_piece(p, k) for p in pieces), np.zeros((k, k), dtype=np.float32))
+    def rows(start: int, count: int) -> F32 | None:
+        return None if start + count > MAX_SKETCH_DIM else _projection("rows", start, count, k)
 
-    for name, s in adapter.map_modules(sketch_module):
+    def cols(start: int, count: int) -> F32 | None:
+        return None if start + count > MAX_SKETCH_DIM else _projection("cols", start, count, k)
+
+    def sketch_module(name: str) -> F32 | None:
+        product = adapter.project(name, rows, cols)  # no module of a real base model is too wide for these
+        return None if product is None else product / np.float32(k)
+
+    for name, s in adapter.map_names(sketch_module):
         if s is None:
             continue
         names.append(name)
@@ -154,16 +160,6 @@ def compare_fingerprints(a: Fingerprint, b: Fingerprint) -> Comparison:
         family_a=a.family,
         family_b=b.family,
     )
-
-
-def _sketch_piece(p: Piece, k: int) -> F32:
-    psi = _projection("rows", p.row, p.height, k)
-    omega = _projection("cols", 0, p.width, k)
-    if p.down is None:
-        out = (psi.T @ p.up) @ omega
-    else:
-        out = (psi.T @ p.up) @ (p.down @ omega)
-    return (out * (p.scale / k)).astype(np.float32)
 
 
 def _projection(role: str, start: int, count: int, k: int) -> F32:
