@@ -13,6 +13,7 @@ from tests.fixtures.services import skip_or_fail  # noqa: E402,F401  (lives ther
 pytest_plugins = [
     "tests.fixtures.adapters",
     "tests.fixtures.keys",
+    "tests.fixtures.signed_files",
     "tests.fixtures.services",
     "tests.fixtures.server",
     "tests.fixtures.registry",

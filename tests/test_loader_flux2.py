@@ -7,8 +7,6 @@ to the pipeline's structure instead of refusing it by name.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,15 +17,10 @@ from lorareg.errors import IncompatibleAdapterError
 from lorareg.images.provenance import AdapterUse
 from lorareg.loader.family import PipelineFamily, detect_family
 from lorareg.loader.load import _family_reasons
-from lorareg.manifest import ManifestDraft
-from lorareg.signing.keys import PrivateKey, generate
-from lorareg.signing.policy import Policy
-from lorareg.signing.sign import sign_file
-from lorareg.signing.trust import TrustedKey, TrustStore
+from lorareg.signing.trust import TrustStore
+from tests.fixtures.signed_files import Signer
 from tests.support import tiny_flux2 as flux2
 from tests.support import tiny_pipelines as tiny
-
-Signer = Callable[..., Path]
 
 
 @pytest.fixture(scope="module")
@@ -38,45 +31,6 @@ def pipe() -> Any:
 @pytest.fixture(scope="module")
 def base_image(pipe: Any) -> torch.Tensor:
     return flux2.render_flux2(pipe)
-
-
-@pytest.fixture(scope="module")
-def key() -> PrivateKey:
-    return generate()
-
-
-@pytest.fixture(scope="module")
-def trust(key: PrivateKey) -> TrustStore:
-    entry = TrustedKey(
-        keyid=key.public_key.key_id,
-        label="acme",
-        role="publisher",
-        namespace="acme",
-        public_key=key.public_key,
-    )
-    return TrustStore((entry,), Policy())
-
-
-@pytest.fixture
-def signed(tmp_path: Path, key: PrivateKey) -> Signer:
-    def _sign(data: bytes) -> Path:
-        path = tmp_path / "klein.safetensors"
-        path.write_bytes(data)
-        draft = {
-            "name": "acme/klein",
-            "version": "1.0.0",
-            "license": {
-                "id": "Apache-2.0",
-                "commercial_use": True,
-                "derivatives": True,
-                "attribution_required": False,
-            },
-            "consent": {"subject": "style", "status": "not-required"},
-        }
-        Path(f"{path}.sig").write_bytes(sign_file(path, ManifestDraft.from_json(draft), key))
-        return path
-
-    return _sign
 
 
 def snapshot(pipe: Any) -> dict[str, torch.Tensor]:
@@ -90,11 +44,11 @@ def test_flux2_pipeline_is_detected_by_its_transformer_class(pipe: Any) -> None:
 
 
 def test_verified_flux2_adapter_changes_the_image_and_unload_restores_it(
-    pipe: Any, base_image: torch.Tensor, signed: Signer, trust: TrustStore
+    pipe: Any, base_image: torch.Tensor, sign_as_acme: Signer, acme_trust: TrustStore
 ) -> None:
     model: Any = flux2.flux2_transformer()
     data = tiny.peft_lora_bytes(model, component="transformer", targets=flux2.FLUX2_TARGETS)
-    use = load_verified_lora(pipe, signed(data), trust=trust, weight=0.9)
+    use = load_verified_lora(pipe, sign_as_acme(data), trust=acme_trust, weight=0.9)
     assert (use.family, attribution(pipe)) == ("flux2", [use])
     assert not torch.equal(flux2.render_flux2(pipe), base_image)
     unload_lora(pipe, use.adapter_name)
@@ -103,13 +57,13 @@ def test_verified_flux2_adapter_changes_the_image_and_unload_restores_it(
 
 
 def test_flux1_adapter_is_refused_on_flux2_and_nothing_changes(
-    pipe: Any, base_image: torch.Tensor, signed: Signer, trust: TrustStore
+    pipe: Any, base_image: torch.Tensor, sign_as_acme: Signer, acme_trust: TrustStore
 ) -> None:
     flux1: Any = tiny.flux_transformer()
     data = tiny.peft_lora_bytes(flux1, component="transformer", targets=["to_q", "proj_mlp", "proj_out"])
     before = snapshot(pipe)
     with pytest.raises(IncompatibleAdapterError) as refused:
-        load_verified_lora(pipe, signed(data), trust=trust)
+        load_verified_lora(pipe, sign_as_acme(data), trust=acme_trust)
     assert "targets flux1; this pipeline is flux2 (Flux2Transformer2DModel" in refused.value.reasons[0]
     assert not any(pipe.get_list_adapters().values())
     assert all(torch.equal(v, snapshot(pipe)[k]) for k, v in before.items())

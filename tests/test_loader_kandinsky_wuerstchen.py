@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,14 +18,9 @@ from lorareg import attribution, load_verified_lora, unload_lora
 from lorareg.adapter.facts import compute_facts
 from lorareg.adapter.safetensors import parse_header, read_scalars
 from lorareg.errors import IncompatibleAdapterError
-from lorareg.manifest import ManifestDraft
-from lorareg.signing.keys import PrivateKey, generate
-from lorareg.signing.policy import Policy
-from lorareg.signing.sign import sign_file
-from lorareg.signing.trust import TrustedKey, TrustStore
+from lorareg.signing.trust import TrustStore
+from tests.fixtures.signed_files import Signer
 from tests.support import tiny_kandinsky_wuerstchen as kw
-
-Signer = Callable[..., Path]
 
 
 @dataclass
@@ -68,45 +62,6 @@ def stories() -> dict[str, Story]:
     return {"kandinsky": _kandinsky(), "wuerstchen": _wuerstchen()}
 
 
-@pytest.fixture(scope="module")
-def key() -> PrivateKey:
-    return generate()
-
-
-@pytest.fixture(scope="module")
-def trust(key: PrivateKey) -> TrustStore:
-    entry = TrustedKey(
-        keyid=key.public_key.key_id,
-        label="acme",
-        role="publisher",
-        namespace="acme",
-        public_key=key.public_key,
-    )
-    return TrustStore((entry,), Policy())
-
-
-@pytest.fixture
-def signed(tmp_path: Path, key: PrivateKey) -> Signer:
-    def _sign(data: bytes, name: str = "acme/decoder") -> Path:
-        path = tmp_path / f"{name.split('/')[1]}.safetensors"
-        path.write_bytes(data)
-        draft = {
-            "name": name,
-            "version": "1.0.0",
-            "license": {
-                "id": "Apache-2.0",
-                "commercial_use": True,
-                "derivatives": True,
-                "attribution_required": False,
-            },
-            "consent": {"subject": "style", "status": "not-required"},
-        }
-        Path(f"{path}.sig").write_bytes(sign_file(path, ManifestDraft.from_json(draft), key))
-        return path
-
-    return _sign
-
-
 @pytest.fixture(autouse=True)
 def nothing_left_loaded(stories: dict[str, Story]) -> Iterator[None]:
     yield
@@ -128,17 +83,17 @@ def test_adapter_files_show_their_family(stories: dict[str, Story], family: str)
 
 @pytest.mark.parametrize("family", ["kandinsky", "wuerstchen"])
 def test_verified_adapter_changes_the_output_with_its_weight_and_unload_restores_it(
-    stories: dict[str, Story], signed: Signer, trust: TrustStore, family: str
+    stories: dict[str, Story], sign_as_acme: Signer, acme_trust: TrustStore, family: str
 ) -> None:
     story = stories[family]
-    path = signed(story.adapter())
-    use = load_verified_lora(story.pipe, path, trust=trust, weight=1.0)
+    path = sign_as_acme(story.adapter())
+    use = load_verified_lora(story.pipe, path, trust=acme_trust, weight=1.0)
     assert (use.family, attribution(story.pipe)) == (family, [use])
     full = story.render(story.pipe)
     assert not torch.equal(full, story.base)
     unload_lora(story.pipe, use.adapter_name)
     assert torch.equal(story.render(story.pipe), story.base)
-    half = load_verified_lora(story.pipe, path, trust=trust, weight=0.5)
+    half = load_verified_lora(story.pipe, path, trust=acme_trust, weight=0.5)
     assert not torch.equal(story.render(story.pipe), full)  # the weight reached the adapter
     unload_lora(story.pipe, half.adapter_name)
     assert attribution(story.pipe) == []
@@ -147,13 +102,13 @@ def test_verified_adapter_changes_the_output_with_its_weight_and_unload_restores
 
 @pytest.mark.parametrize("family", ["kandinsky", "wuerstchen"])
 def test_adapter_of_other_shapes_is_refused_and_nothing_changes(
-    stories: dict[str, Story], signed: Signer, trust: TrustStore, family: str
+    stories: dict[str, Story], sign_as_acme: Signer, acme_trust: TrustStore, family: str
 ) -> None:
     story = stories[family]
     model = getattr(story.pipe, story.denoiser)
     before = snapshot(model)
     with pytest.raises(IncompatibleAdapterError) as refused:
-        load_verified_lora(story.pipe, signed(story.wrong_shapes()), trust=trust)
+        load_verified_lora(story.pipe, sign_as_acme(story.wrong_shapes()), trust=acme_trust)
     assert any(r.startswith("shape mismatch: ") for r in refused.value.reasons), refused.value.reasons
     assert not getattr(model, "peft_config", None)
     after = snapshot(model)
@@ -162,10 +117,10 @@ def test_adapter_of_other_shapes_is_refused_and_nothing_changes(
 
 
 def test_kandinsky_adapter_in_an_unknown_layout_is_refused_by_name(
-    stories: dict[str, Story], signed: Signer, trust: TrustStore
+    stories: dict[str, Story], sign_as_acme: Signer, acme_trust: TrustStore
 ) -> None:
     from safetensors.torch import save
 
     data = save({"down_blocks.1.attentions.0.processor.mystery.weight": torch.zeros(2, 2)})
     with pytest.raises(IncompatibleAdapterError, match="not a LoRA tensor in a layout the unet accepts"):
-        load_verified_lora(stories["kandinsky"].pipe, signed(data), trust=trust)
+        load_verified_lora(stories["kandinsky"].pipe, sign_as_acme(data), trust=acme_trust)

@@ -8,8 +8,7 @@ are stacked and unloaded in another order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -20,15 +19,11 @@ from lorareg import attribution, load_verified_lora, unload_lora
 from lorareg.adapter.facts import compute_facts
 from lorareg.adapter.safetensors import parse_header, read_scalars
 from lorareg.errors import IncompatibleAdapterError
-from lorareg.manifest import ManifestDraft
-from lorareg.signing.keys import PrivateKey, generate
-from lorareg.signing.policy import Policy
-from lorareg.signing.sign import sign_file
-from lorareg.signing.trust import TrustedKey, TrustStore
+from lorareg.signing.trust import TrustStore
+from tests.fixtures.signed_files import Signer
 from tests.support import lycoris_files as ly
 from tests.support import tiny_pipelines as tiny
 
-Signer = Callable[..., Path]
 ATTN = "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q"
 ATTN_UP = "up_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q"
 MID_ATTN = "mid_block.attentions.0.transformer_blocks.0.attn1.to_q"
@@ -64,46 +59,6 @@ def sd1() -> Any:
 @pytest.fixture(scope="module")
 def base_image(sd1: Any) -> torch.Tensor:
     return tiny.render(sd1)
-
-
-@pytest.fixture(scope="module")
-def key() -> PrivateKey:
-    return generate()
-
-
-@pytest.fixture(scope="module")
-def trust(key: PrivateKey) -> TrustStore:
-    entry = TrustedKey(
-        keyid=key.public_key.key_id,
-        label="acme",
-        role="publisher",
-        namespace="acme",
-        public_key=key.public_key,
-    )
-    return TrustStore((entry,), Policy())
-
-
-@pytest.fixture
-def signed(tmp_path: Path, key: PrivateKey) -> Signer:
-    def _sign(data: bytes, name: str = "acme/hada") -> Path:
-        path = tmp_path / f"{name.split('/')[1]}.safetensors"
-        path.write_bytes(data)
-        draft = {
-            "name": name,
-            "version": "1.0.0",
-            "license": {
-                "id": "CreativeML-OpenRAIL-M",
-                "commercial_use": True,
-                "derivatives": True,
-                "attribution_required": True,
-            },
-            "consent": {"subject": "style", "status": "not-required"},
-            "creators": [{"name": "Ada Ink", "role": "trainer"}],
-        }
-        Path(f"{path}.sig").write_bytes(sign_file(path, ManifestDraft.from_json(draft), key))
-        return path
-
-    return _sign
 
 
 @pytest.fixture(autouse=True)
@@ -158,11 +113,11 @@ def test_lycoris_file_is_detected_with_its_type(sd1: Any, kind: str) -> None:
 
 @pytest.mark.parametrize("kind", ["loha", "lokr"])
 def test_lycoris_merge_equals_the_reference_and_unload_restores_every_bit(
-    sd1: Any, base_image: torch.Tensor, signed: Signer, trust: TrustStore, kind: str
+    sd1: Any, base_image: torch.Tensor, sign_as_acme: Signer, acme_trust: TrustStore, kind: str
 ) -> None:
     before = snapshot(sd1)
     data, parts = build(sd1, kind)
-    use = load_verified_lora(sd1, signed(data, f"acme/{kind}"), trust=trust, weight=0.7)
+    use = load_verified_lora(sd1, sign_as_acme(data, f"acme/{kind}"), trust=acme_trust, weight=0.7)
     for (component, path), module_parts in parts.items():
         got = getattr(sd1, component).get_submodule(path).weight.detach().double().numpy()
         want = ly.reference_weight(before[f"{component}.{path}.weight"], module_parts, 0.7)
@@ -176,16 +131,16 @@ def test_lycoris_merge_equals_the_reference_and_unload_restores_every_bit(
 
 
 def test_lycoris_and_peft_adapters_stack_and_unload_in_any_order(
-    sd1: Any, base_image: torch.Tensor, signed: Signer, trust: TrustStore
+    sd1: Any, base_image: torch.Tensor, sign_as_acme: Signer, acme_trust: TrustStore
 ) -> None:
     before = snapshot(sd1)
     loha, loha_parts = build(sd1, "loha", seed=1)
     lokr, _ = build(sd1, "lokr", seed=2)
     unet: Any = tiny.sd_unet(cross_attention_dim=768)
     plain = tiny.diffusers_lora_bytes(unet, component="unet", targets=tiny.SD_TARGETS)
-    first = load_verified_lora(sd1, signed(loha, "acme/hada"), trust=trust, weight=0.5)
-    second = load_verified_lora(sd1, signed(lokr, "acme/kron"), trust=trust, weight=0.5)
-    third = load_verified_lora(sd1, signed(plain, "acme/plain"), trust=trust, weight=0.5)
+    first = load_verified_lora(sd1, sign_as_acme(loha, "acme/hada"), trust=acme_trust, weight=0.5)
+    second = load_verified_lora(sd1, sign_as_acme(lokr, "acme/kron"), trust=acme_trust, weight=0.5)
+    third = load_verified_lora(sd1, sign_as_acme(plain, "acme/plain"), trust=acme_trust, weight=0.5)
     assert [u.adapter_name for u in attribution(sd1)] == ["acme_hada", "acme_kron", "acme_plain"]
     unload_lora(sd1, second.adapter_name)  # the middle one: the first's merge stays exact
     for (component, path), module_parts in loha_parts.items():
@@ -199,13 +154,13 @@ def test_lycoris_and_peft_adapters_stack_and_unload_in_any_order(
 
 
 def test_lycoris_for_other_shapes_is_refused_and_nothing_changes(
-    sd1: Any, base_image: torch.Tensor, signed: Signer, trust: TrustStore
+    sd1: Any, base_image: torch.Tensor, sign_as_acme: Signer, acme_trust: TrustStore
 ) -> None:
     wide = tiny.sd_pipeline(channels=(16, 32))
     data, _ = build(wide, "loha")
     before = snapshot(sd1)
     with pytest.raises(IncompatibleAdapterError) as refused:
-        load_verified_lora(sd1, signed(data), trust=trust)
+        load_verified_lora(sd1, sign_as_acme(data), trust=acme_trust)
     assert any(r.startswith("shape mismatch: lora_unet_down_blocks_0") for r in refused.value.reasons)
     assert_same(sd1, before)
     assert getattr(sd1, "_lorareg_merged", None) is None
@@ -213,7 +168,7 @@ def test_lycoris_for_other_shapes_is_refused_and_nothing_changes(
 
 
 def test_lycoris_naming_modules_the_pipeline_lacks_is_refused(
-    sd1: Any, signed: Signer, trust: TrustStore
+    sd1: Any, sign_as_acme: Signer, acme_trust: TrustStore
 ) -> None:
     generator = torch.Generator().manual_seed(0)
     parts = ly.loha_parts(torch.Size([8, 8]), tucker=False, generator=generator)
@@ -222,14 +177,14 @@ def test_lycoris_naming_modules_the_pipeline_lacks_is_refused(
     )
     before = snapshot(sd1)
     with pytest.raises(IncompatibleAdapterError) as refused:
-        load_verified_lora(sd1, signed(data), trust=trust)
+        load_verified_lora(sd1, sign_as_acme(data), trust=acme_trust)
     gate = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_gate"
     assert refused.value.reasons == [f"1 of 1 modules are not in this pipeline: {gate}"]
     assert_same(sd1, before)
 
 
 def test_sdxl_lycoris_with_sgm_block_names_merges_into_the_diffusers_modules(
-    signed: Signer, trust: TrustStore
+    sign_as_acme: Signer, acme_trust: TrustStore
 ) -> None:
     """LyCORIS names SDXL UNet modules by SGM blocks (``input_blocks_1_1_…``): mapped, merged, undone."""
     from tests.support.tiny_kohya import _sgm_name
@@ -253,7 +208,7 @@ def test_sdxl_lycoris_with_sgm_block_names_merges_into_the_diffusers_modules(
         {"lora_unet_" + _sgm_name(p, per_block).replace(".", "_"): m for p, m in parts.items()}
     )
     assert "lora_unet_input_blocks_1_1_transformer_blocks_0_attn2_to_k.hada_w1_a" in safetensors_keys(data)
-    use = load_verified_lora(pipe, signed(data, "acme/sgm"), trust=trust, weight=1.0)
+    use = load_verified_lora(pipe, sign_as_acme(data, "acme/sgm"), trust=acme_trust, weight=1.0)
     for path, module_parts in parts.items():
         got = pipe.unet.get_submodule(path).weight.detach().double().numpy()
         want = ly.reference_weight(before[f"unet.{path}.weight"], module_parts, 1.0)

@@ -22,16 +22,13 @@ from lorareg import attribution, load_verified_lora, save_image, unload_lora
 from lorareg.errors import IncompatibleAdapterError, NotFoundError, VerificationError
 from lorareg.images.provenance import read_provenance
 from lorareg.loader import StackingWarning
-from lorareg.manifest import ManifestDraft
-from lorareg.signing.keys import PrivateKey, generate
 from lorareg.signing.policy import Policy
-from lorareg.signing.sign import sign_file
-from lorareg.signing.trust import TrustedKey, TrustStore
+from lorareg.signing.trust import TrustStore
+from tests.fixtures.signed_files import Signer
 from tests.support import tiny_kohya as kohya
 from tests.support import tiny_pipelines as tiny
 from tests.support.image_parsers import assert_readers_attribute
 
-Signer = Callable[..., Path]
 SD3_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "to_add_out", "ff.net.0.proj"]
 FLUX_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "add_k_proj", "proj_mlp", "proj_out", "norm1.linear"]
 KOHYA_RANK = 3  # divisible by 3: diffusers' FLUX converter then asks whether the fused qkv is block-sparse
@@ -101,46 +98,6 @@ def base_image(families: dict[str, Family]) -> torch.Tensor:
     return families["sd1"].base_image
 
 
-@pytest.fixture(scope="module")
-def acme_key() -> PrivateKey:
-    return generate()
-
-
-@pytest.fixture(scope="module")
-def trust(acme_key: PrivateKey) -> TrustStore:
-    public = acme_key.public_key
-    entry = TrustedKey(
-        keyid=public.key_id, label="acme", role="publisher", namespace="acme", public_key=public
-    )
-    return TrustStore((entry,), Policy())
-
-
-@pytest.fixture
-def signed(tmp_path: Path, acme_key: PrivateKey) -> Signer:
-    """Factory: write adapter bytes under ``tmp_path`` and sign them as acme; return the path."""
-
-    def _sign(data: bytes, name: str = "acme/ink", **manifest: Any) -> Path:
-        path = tmp_path / f"{name.split('/')[1]}.safetensors"
-        path.write_bytes(data)
-        draft = {
-            "name": name,
-            "version": "1.2.0",
-            "license": {
-                "id": "CreativeML-OpenRAIL-M",
-                "commercial_use": True,
-                "derivatives": True,
-                "attribution_required": True,
-            },
-            "consent": {"subject": "style", "status": "not-required"},
-            "creators": [{"name": "Ada Ink", "role": "trainer"}],
-            **manifest,
-        }
-        Path(f"{path}.sig").write_bytes(sign_file(path, ManifestDraft.from_json(draft), acme_key))
-        return path
-
-    return _sign
-
-
 @pytest.fixture(autouse=True)
 def clean_pipelines(families: dict[str, Family]) -> Iterator[None]:
     """Every test starts and ends with no adapter on any shared pipeline."""
@@ -174,10 +131,10 @@ def assert_untouched(pipe: Any, before: dict[str, torch.Tensor], base_image: tor
 
 
 def test_verified_adapter_changes_the_image_and_unload_restores_it(
-    sd1: Any, base_image: torch.Tensor, signed: Signer, trust: TrustStore
+    sd1: Any, base_image: torch.Tensor, sign_as_acme: Signer, acme_trust: TrustStore
 ) -> None:
-    use = load_verified_lora(sd1, signed(sd1_lora()), trust=trust, weight=0.8)
-    assert (use.ref, use.adapter_name, use.family, use.weight) == ("acme/ink@1.2.0", "acme_ink", "sd1", 0.8)
+    use = load_verified_lora(sd1, sign_as_acme(sd1_lora()), trust=acme_trust, weight=0.8)
+    assert (use.ref, use.adapter_name, use.family, use.weight) == ("acme/ink@1.0.0", "acme_ink", "sd1", 0.8)
     assert not torch.equal(tiny.render(sd1), base_image)
     assert attribution(sd1) == [use]
     unload_lora(sd1, "acme_ink")
@@ -186,57 +143,59 @@ def test_verified_adapter_changes_the_image_and_unload_restores_it(
 
 
 def test_kohya_file_loads_and_changes_the_image(
-    sd1: Any, base_image: torch.Tensor, signed: Signer, trust: TrustStore
+    sd1: Any, base_image: torch.Tensor, sign_as_acme: Signer, acme_trust: TrustStore
 ) -> None:
-    path = signed(tiny.kohya_lora_bytes(tiny.sd_unet(cross_attention_dim=768), targets=tiny.SD_TARGETS))
-    load_verified_lora(sd1, path, trust=trust)
+    path = sign_as_acme(tiny.kohya_lora_bytes(tiny.sd_unet(cross_attention_dim=768), targets=tiny.SD_TARGETS))
+    load_verified_lora(sd1, path, trust=acme_trust)
     assert not torch.equal(tiny.render(sd1), base_image)
 
 
 def test_flipped_tensor_byte_is_refused_and_image_equals_base(
-    sd1: Any, base_image: torch.Tensor, signed: Signer, trust: TrustStore
+    sd1: Any, base_image: torch.Tensor, sign_as_acme: Signer, acme_trust: TrustStore
 ) -> None:
-    path = signed(sd1_lora())
+    path = sign_as_acme(sd1_lora())
     data = bytearray(path.read_bytes())
     data[-3] ^= 0x01
     path.write_bytes(bytes(data))
     before = snapshot(sd1)
     with pytest.raises(VerificationError) as refused:
-        load_verified_lora(sd1, path, trust=trust)
+        load_verified_lora(sd1, path, trust=acme_trust)
     assert any("blake3" in r and "mismatch" in r for r in refused.value.reasons), refused.value.reasons
     assert_untouched(sd1, before, base_image)
 
 
-def test_untrusted_signer_is_refused(sd1: Any, base_image: torch.Tensor, signed: Signer) -> None:
+def test_untrusted_signer_is_refused(sd1: Any, base_image: torch.Tensor, sign_as_acme: Signer) -> None:
     stranger = TrustStore((), Policy())
     before = snapshot(sd1)
     with pytest.raises(VerificationError, match="no signature by a trusted key"):
-        load_verified_lora(sd1, signed(sd1_lora()), trust=stranger)
+        load_verified_lora(sd1, sign_as_acme(sd1_lora()), trust=stranger)
     assert_untouched(sd1, before, base_image)
 
 
 def test_sdxl_adapter_is_refused_by_family(
-    sd1: Any, base_image: torch.Tensor, signed: Signer, trust: TrustStore
+    sd1: Any, base_image: torch.Tensor, sign_as_acme: Signer, acme_trust: TrustStore
 ) -> None:
-    path = signed(tiny.diffusers_lora_bytes(tiny.sdxl_unet(), component="unet", targets=tiny.SD_TARGETS))
+    path = sign_as_acme(
+        tiny.diffusers_lora_bytes(tiny.sdxl_unet(), component="unet", targets=tiny.SD_TARGETS)
+    )
     before = snapshot(sd1)
     with pytest.raises(IncompatibleAdapterError) as refused:
-        load_verified_lora(sd1, path, trust=trust)
+        load_verified_lora(sd1, path, trust=acme_trust)
     assert refused.value.reasons[0] == (
-        "acme/ink@1.2.0 targets sdxl; this pipeline is sd1 (UNet cross-attention width 768)"
+        "acme/ink@1.0.0 targets sdxl; this pipeline is sd1 (UNet cross-attention width 768)"
     )
     assert any(r.startswith("shape mismatch: unet.") for r in refused.value.reasons)
     assert_untouched(sd1, before, base_image)
 
 
 def test_same_family_mismatched_shapes_are_refused_by_structure(
-    sd1: Any, base_image: torch.Tensor, signed: Signer, trust: TrustStore
+    sd1: Any, base_image: torch.Tensor, sign_as_acme: Signer, acme_trust: TrustStore
 ) -> None:
     wide = tiny.sd_unet(cross_attention_dim=768, channels=(16, 32))
-    path = signed(tiny.diffusers_lora_bytes(wide, component="unet", targets=tiny.SD_TARGETS))
+    path = sign_as_acme(tiny.diffusers_lora_bytes(wide, component="unet", targets=tiny.SD_TARGETS))
     before = snapshot(sd1)
     with pytest.raises(IncompatibleAdapterError) as refused:
-        load_verified_lora(sd1, path, trust=trust)
+        load_verified_lora(sd1, path, trust=acme_trust)
     (reason,) = refused.value.reasons
     assert reason.startswith(
         "shape mismatch: unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_k"
@@ -245,52 +204,54 @@ def test_same_family_mismatched_shapes_are_refused_by_structure(
 
 
 def test_likeness_without_consent_is_refused_by_default_policy(
-    sd1: Any, base_image: torch.Tensor, signed: Signer, trust: TrustStore
+    sd1: Any, base_image: torch.Tensor, sign_as_acme: Signer, acme_trust: TrustStore
 ) -> None:
-    path = signed(sd1_lora(), consent={"subject": "likeness", "status": "unknown"})
+    path = sign_as_acme(sd1_lora(), consent={"subject": "likeness", "status": "unknown"})
     before = snapshot(sd1)
     with pytest.raises(VerificationError, match="likeness adapter without obtained consent"):
-        load_verified_lora(sd1, path, trust=trust)
+        load_verified_lora(sd1, path, trust=acme_trust)
     assert_untouched(sd1, before, base_image)
 
 
-def test_every_reason_is_reported_together(sd1: Any, signed: Signer, trust: TrustStore) -> None:
+def test_every_reason_is_reported_together(sd1: Any, sign_as_acme: Signer, acme_trust: TrustStore) -> None:
     wide = tiny.sd_unet(cross_attention_dim=768, channels=(16, 32))
-    path = signed(
+    path = sign_as_acme(
         tiny.diffusers_lora_bytes(wide, component="unet", targets=tiny.SD_TARGETS),
         consent={"subject": "likeness", "status": "unknown"},
     )
     with pytest.raises(VerificationError) as refused:
-        load_verified_lora(sd1, path, trust=trust)
+        load_verified_lora(sd1, path, trust=acme_trust)
     assert len(refused.value.reasons) == 2  # the policy refusal and the shape mismatch
 
 
-def test_missing_signature_file_is_not_found(sd1: Any, tmp_path: Path, trust: TrustStore) -> None:
+def test_missing_signature_file_is_not_found(sd1: Any, tmp_path: Path, acme_trust: TrustStore) -> None:
     path = tmp_path / "lone.safetensors"
     path.write_bytes(sd1_lora())
     with pytest.raises(NotFoundError, match="signature file not found"):
-        load_verified_lora(sd1, path, trust=trust)
+        load_verified_lora(sd1, path, trust=acme_trust)
 
 
 def test_stacking_warns_by_default_and_refuses_by_policy(
-    sd1: Any, tmp_path: Path, signed: Signer, trust: TrustStore
+    sd1: Any, tmp_path: Path, sign_as_acme: Signer, acme_trust: TrustStore
 ) -> None:
     with pytest.warns(StackingWarning, match="weight 1.5"):
-        load_verified_lora(sd1, signed(sd1_lora(), name="acme/one"), trust=trust, weight=1.5)
-    load_verified_lora(sd1, signed(sd1_lora(2), name="acme/two"), trust=trust, weight=0.5)
+        load_verified_lora(sd1, sign_as_acme(sd1_lora(), name="acme/one"), trust=acme_trust, weight=1.5)
+    load_verified_lora(sd1, sign_as_acme(sd1_lora(2), name="acme/two"), trust=acme_trust, weight=0.5)
     with pytest.warns(StackingWarning, match="3 adapters stacked"):
-        load_verified_lora(sd1, signed(sd1_lora(3), name="acme/three"), trust=trust, weight=0.5)
+        load_verified_lora(sd1, sign_as_acme(sd1_lora(3), name="acme/three"), trust=acme_trust, weight=0.5)
     strict = Policy(max_adapters=3, max_weight=2.0)
     with pytest.raises(VerificationError) as refused:
-        load_verified_lora(sd1, signed(sd1_lora(5), name="acme/four"), trust=trust, policy=strict, weight=2.5)
+        load_verified_lora(
+            sd1, sign_as_acme(sd1_lora(5), name="acme/four"), trust=acme_trust, policy=strict, weight=2.5
+        )
     assert len(refused.value.reasons) == 2
     assert sorted(sd1.get_list_adapters()["unet"]) == ["acme_one", "acme_three", "acme_two"]
 
 
 def test_saved_png_reads_back_with_the_verified_adapter(
-    sd1: Any, tmp_path: Path, signed: Signer, trust: TrustStore
+    sd1: Any, tmp_path: Path, sign_as_acme: Signer, acme_trust: TrustStore
 ) -> None:
-    use = load_verified_lora(sd1, signed(sd1_lora()), trust=trust, weight=0.7)
+    use = load_verified_lora(sd1, sign_as_acme(sd1_lora()), trust=acme_trust, weight=0.7)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         image = sd1(
@@ -313,11 +274,11 @@ def test_saved_png_reads_back_with_the_verified_adapter(
 
 @pytest.mark.parametrize("family", ["sd1", "sdxl", "sd3", "flux1"])
 def test_verified_adapter_changes_the_image_and_unload_restores_it_on_every_family(
-    families: dict[str, Family], family: str, signed: Signer, trust: TrustStore
+    families: dict[str, Family], family: str, sign_as_acme: Signer, acme_trust: TrustStore
 ) -> None:
     tiny_family = families[family]
     pipe = tiny_family.pipe
-    use = load_verified_lora(pipe, signed(tiny_family.make_lora()), trust=trust, weight=0.9)
+    use = load_verified_lora(pipe, sign_as_acme(tiny_family.make_lora()), trust=acme_trust, weight=0.9)
     assert (use.family, use.weight, attribution(pipe)) == (family, 0.9, [use])
     assert not torch.equal(tiny.render(pipe), tiny_family.base_image)
     unload_lora(pipe, use.adapter_name)
@@ -327,13 +288,13 @@ def test_verified_adapter_changes_the_image_and_unload_restores_it_on_every_fami
 
 @pytest.mark.parametrize("family", ["sd1", "sdxl", "flux1"])
 def test_kohya_file_loads_exactly_as_diffusers_loads_the_path(
-    families: dict[str, Family], family: str, signed: Signer, trust: TrustStore
+    families: dict[str, Family], family: str, sign_as_acme: Signer, acme_trust: TrustStore
 ) -> None:
     """SD1 names, SDXL SGM names + two text encoders, FLUX fused qkv + CLIP: same image as a plain load."""
     tiny_family = families[family]
     pipe, modules = tiny_family.pipe, tiny_family.kohya_modules
-    path = signed(kohya.kohya_bytes(modules(pipe), rank=KOHYA_RANK, alpha=KOHYA_ALPHA))
-    use = load_verified_lora(pipe, path, trust=trust)
+    path = sign_as_acme(kohya.kohya_bytes(modules(pipe), rank=KOHYA_RANK, alpha=KOHYA_ALPHA))
+    use = load_verified_lora(pipe, path, trust=acme_trust)
     verified = tiny.render(pipe)
     components = {c for c, names in pipe.get_list_adapters().items() if use.adapter_name in names}
     assert components >= {"text_encoder", "unet" if family != "flux1" else "transformer"}
@@ -345,7 +306,7 @@ def test_kohya_file_loads_exactly_as_diffusers_loads_the_path(
 
 
 def test_kohya_sd3_file_loads_and_equals_merging_its_delta_into_the_weights(
-    families: dict[str, Family], signed: Signer, trust: TrustStore
+    families: dict[str, Family], sign_as_acme: Signer, acme_trust: TrustStore
 ) -> None:
     """diffusers has no converter for sd-scripts SD3 keys (a plain load registers nothing); lorareg's does.
 
@@ -354,8 +315,8 @@ def test_kohya_sd3_file_loads_and_equals_merging_its_delta_into_the_weights(
     """
     sd3 = families["sd3"]
     data = kohya.kohya_bytes(kohya.sd3_full_modules(sd3.pipe), rank=KOHYA_RANK, alpha=KOHYA_ALPHA)
-    path = signed(data)
-    use = load_verified_lora(sd3.pipe, path, trust=trust)
+    path = sign_as_acme(data)
+    use = load_verified_lora(sd3.pipe, path, trust=acme_trust)
     holding = {c for c, names in sd3.pipe.get_list_adapters().items() if use.adapter_name in names}
     assert holding == {"transformer", "text_encoder", "text_encoder_2"}
     loaded = tiny.render(sd3.pipe)
@@ -393,13 +354,13 @@ def test_adapter_for_another_transformer_family_is_refused(
     adapter_family: str,
     pipe_family: str,
     expected: str,
-    signed: Signer,
-    trust: TrustStore,
+    sign_as_acme: Signer,
+    acme_trust: TrustStore,
 ) -> None:
     target = families[pipe_family]
-    path = signed(families[adapter_family].make_lora())
+    path = sign_as_acme(families[adapter_family].make_lora())
     before = snapshot(target.pipe)
     with pytest.raises(IncompatibleAdapterError) as refused:
-        load_verified_lora(target.pipe, path, trust=trust)
+        load_verified_lora(target.pipe, path, trust=acme_trust)
     assert expected in refused.value.reasons[0], refused.value.reasons
     assert_untouched(target.pipe, before, target.base_image)

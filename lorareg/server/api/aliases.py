@@ -15,14 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from lorareg.errors import ForbiddenError, InputError
 from lorareg.registry import Aliases
 from lorareg.server.api.adapters import version_json
 from lorareg.server.deps import PrincipalDep, RegistryDep, SettingsDep
-from lorareg.server.streaming import read_capped
+from lorareg.server.json_body import read_json
 
 router = APIRouter(prefix="/api/v1/adapters/{namespace}/{adapter}/aliases", tags=["aliases"])
 
@@ -52,7 +51,7 @@ def get_alias(
 async def set_alias(
     namespace: str, adapter: str, alias: str, request: Request, registry: RegistryDep, principal: PrincipalDep
 ) -> dict[str, Any]:
-    body = await _alias_body(request)
+    body = await read_json(request, AliasIn, cap=MAX_ALIAS_BODY_BYTES)
     record = await run_in_threadpool(
         Aliases(registry).set, f"{namespace}/{adapter}", alias, body.version, principal=principal
     )
@@ -64,19 +63,3 @@ def delete_alias(
     namespace: str, adapter: str, alias: str, registry: RegistryDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     return Aliases(registry).delete(f"{namespace}/{adapter}", alias, principal=principal).to_json()
-
-
-async def _alias_body(request: Request) -> AliasIn:
-    """``{"version": …}`` as JSON; a form-like content type is refused (403): no cross-site form moves it."""
-    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if content_type != "application/json":
-        raise ForbiddenError(
-            f"this endpoint takes Content-Type application/json, not {content_type or 'none'!r}"
-        )
-    raw = await read_capped(request, cap=MAX_ALIAS_BODY_BYTES)
-    try:
-        return AliasIn.model_validate_json(raw)
-    except ValidationError as e:
-        raise InputError(
-            f'invalid request body: expected {{"version": "X.Y.Z"}} ({e.error_count()} errors)'
-        ) from e

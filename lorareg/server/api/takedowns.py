@@ -13,24 +13,23 @@ without a CORS preflight this server never grants); anything else is answered 40
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from lorareg.errors import ForbiddenError, InputError
 from lorareg.registry import MAX_PREVIEW_UPLOAD_BYTES, Previews, Takedowns
 from lorareg.server.deps import PrincipalDep, RegistryDep, SettingsDep
-from lorareg.server.guard import public_link, refuse_nul
+from lorareg.server.guard import public_link
+from lorareg.server.json_body import read_json
 from lorareg.server.streaming import read_capped
 from lorareg.server.upload_limits import upload_slots
 
 router = APIRouter(prefix="/api/v1")
 
 MAX_JSON_BODY_BYTES = 64 * 2**10  # a takedown request or decision is a few KiB at most
-_M = TypeVar("_M", bound=BaseModel)
 
 
 class TakedownIn(BaseModel):
@@ -58,7 +57,7 @@ class DecisionIn(BaseModel):
 
 @router.post("/takedowns", status_code=201, tags=["takedowns"], summary="File a takedown request (anyone)")
 async def file_takedown(request: Request, registry: RegistryDep, settings: SettingsDep) -> JSONResponse:
-    body = await _json_body(request, TakedownIn)
+    body = await read_json(request, TakedownIn, cap=MAX_JSON_BODY_BYTES)
     record = await run_in_threadpool(
         Takedowns(registry).file,
         ref=body.ref,
@@ -98,7 +97,7 @@ def takedown_status(request_id: str, registry: RegistryDep) -> dict[str, Any]:
 async def decide_takedown(
     request_id: str, request: Request, registry: RegistryDep, principal: PrincipalDep
 ) -> Any:
-    body = await _json_body(request, DecisionIn)
+    body = await read_json(request, DecisionIn, cap=MAX_JSON_BODY_BYTES)
     record = await run_in_threadpool(
         Takedowns(registry).decide,
         request_id,
@@ -147,23 +146,3 @@ def list_previews(namespace: str, adapter: str, version: str, registry: Registry
 def client_address(request: Request) -> str:
     """The client's address as the rate limit counts it (the proxy's, unless uvicorn trusts its headers)."""
     return request.client.host if request.client is not None else "unknown"
-
-
-async def _json_body(request: Request, model: type[_M]) -> _M:
-    """Parse a JSON body into ``model``; 403 for a form-like content type (CSRF), 400 for bad JSON."""
-    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if content_type != "application/json":
-        raise ForbiddenError(
-            f"this endpoint takes Content-Type application/json, not {content_type or 'none'!r} "
-            "(cross-site form posts are refused)"
-        )
-    raw = await read_capped(request, cap=MAX_JSON_BODY_BYTES)
-    try:
-        parsed = model.model_validate_json(raw)
-    except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()[:5]
-        )
-        raise InputError(f"invalid request body: {problems}") from e
-    refuse_nul(parsed.model_dump(), where="request body")
-    return parsed

@@ -15,12 +15,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from lorareg.errors import ForbiddenError, InputError
 from lorareg.server.deps import PrincipalDep, RegistryDep, SettingsDep
-from lorareg.server.streaming import read_capped
+from lorareg.server.json_body import read_json
 from lorareg.server.webhook_worker import webhooks_for
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
@@ -40,7 +39,7 @@ class WebhookIn(BaseModel):
 async def add_webhook(
     request: Request, registry: RegistryDep, principal: PrincipalDep, settings: SettingsDep
 ) -> JSONResponse:
-    body = await _body(request)
+    body = await read_json(request, WebhookIn, cap=MAX_WEBHOOK_BODY_BYTES)
     hooks = webhooks_for(registry, settings)
     record, secret = await run_in_threadpool(
         hooks.add, body.url, body.events, namespace=body.namespace, principal=principal
@@ -75,19 +74,3 @@ def redeliver(
     hook_id: str, delivery_id: int, registry: RegistryDep, principal: PrincipalDep, settings: SettingsDep
 ) -> dict[str, Any]:
     return webhooks_for(registry, settings).redeliver(hook_id, delivery_id, principal=principal).to_json()
-
-
-async def _body(request: Request) -> WebhookIn:
-    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if content_type != "application/json":
-        raise ForbiddenError(
-            f"this endpoint takes Content-Type application/json, not {content_type or 'none'!r}"
-        )
-    raw = await read_capped(request, cap=MAX_WEBHOOK_BODY_BYTES)
-    try:
-        return WebhookIn.model_validate_json(raw)
-    except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()[:5]
-        )
-        raise InputError(f"invalid webhook: {problems}") from e
