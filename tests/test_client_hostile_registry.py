@@ -148,23 +148,23 @@ def test_resolve_announcing_300_mib_for_a_small_adapter_is_refused_before_downlo
     _assert_nothing_kept(hostile)
 
 
+@pytest.mark.parametrize(
+    ("attack", "message"),
+    [("announce-huge-length", "announces"), ("more-bytes", "more than")],
+    ids=["announces-300-mib", "sends-more-than-signed"],
+)
 @pytest.mark.parametrize("verify", [True, False], ids=["verified", "unverified"])
-def test_blob_answer_announcing_300_mib_is_refused_at_once(
-    hostile: Hostile, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], verify: bool
+def test_blob_answer_longer_than_signed_is_refused_and_never_written(
+    hostile: Hostile,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    verify: bool,
+    attack: str,
+    message: str,
 ) -> None:
-    hostile.registry.attack = "announce-huge-length"
+    hostile.registry.attack = attack
     code, err = _pull(hostile, monkeypatch, capsys, verify=verify)
-    assert code == 4 and "announces" in err
-    _assert_nothing_kept(hostile)
-
-
-@pytest.mark.parametrize("verify", [True, False], ids=["verified", "unverified"])
-def test_blob_answer_sending_more_bytes_than_signed_is_refused_and_never_written(
-    hostile: Hostile, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], verify: bool
-) -> None:
-    hostile.registry.attack = "more-bytes"
-    code, err = _pull(hostile, monkeypatch, capsys, verify=verify)
-    assert code == 4 and "more than" in err
+    assert code == 4 and message in err
     _assert_nothing_kept(hostile)
 
 
