@@ -81,7 +81,7 @@ def test_pull_without_a_terminal_imports_no_heavy_module(tmp_path: Path, cli_env
     """A refused connection still goes through the client and the progress bar, then exits 4."""
     out = str(tmp_path / "out")
     args = ("pull", "acme/x@1.0.0", "--no-verify", "--out", out, "--registry", "http://127.0.0.1:9")
-    one_try = "import lorareg.client; lorareg.client.api_client.MAX_ATTEMPTS = 1"
+    one_try = "import lorareg.client.transport; lorareg.client.transport.MAX_ATTEMPTS = 1"
     code, heavy = heavy_imports_of(*args, env=cli_env, before_main=one_try)
     assert (code, heavy) == (4, "[]")
 

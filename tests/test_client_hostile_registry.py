@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from lorareg.client import Client
-from lorareg.client.api_client import MAX_JSON_BYTES
+from lorareg.client.transport import MAX_JSON_BYTES
 from lorareg.errors import RemoteError
 from tests.fixtures.server import LiveServer
 from tests.support.cli_runner import run_main

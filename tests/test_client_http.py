@@ -47,7 +47,7 @@ def test_error_answers_become_the_matching_lorareg_error(
 
 
 def test_transient_503_is_retried_for_idempotent_requests(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("lorareg.client.api_client.BACKOFF_BASE_S", 0.0)
+    monkeypatch.setattr("lorareg.client.transport.BACKOFF_BASE_S", 0.0)
     calls: list[str] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -62,7 +62,7 @@ def test_transient_503_is_retried_for_idempotent_requests(tmp_path: Path, monkey
 
 
 def test_publish_post_is_not_retried_after_a_503(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("lorareg.client.api_client.BACKOFF_BASE_S", 0.0)
+    monkeypatch.setattr("lorareg.client.transport.BACKOFF_BASE_S", 0.0)
     calls: list[str] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -76,7 +76,7 @@ def test_publish_post_is_not_retried_after_a_503(tmp_path: Path, monkeypatch) ->
 
 
 def test_unreachable_registry_is_a_remote_error_with_exit_code_4(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("lorareg.client.api_client.BACKOFF_BASE_S", 0.0)
+    monkeypatch.setattr("lorareg.client.transport.BACKOFF_BASE_S", 0.0)
 
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)

@@ -20,7 +20,7 @@ from lorareg.cli._files import read_input_file, require_file
 from lorareg.cli._output import hash_rows, print_json, safe_text
 
 if TYPE_CHECKING:
-    from lorareg.client.api_client import Progress
+    from lorareg.client.transport import Progress
 
 DEFAULT_REGISTRY = "http://127.0.0.1:8000"
 

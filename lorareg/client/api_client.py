@@ -1,28 +1,13 @@
-"""The registry client: the HTTP API over httpx, and ``pull`` into a verified content-addressed cache.
+"""The registry client: every ``/api/v1`` endpoint (docs/api.md) as a method of :class:`Client`.
 
-``Client`` speaks ``/api/v1`` (docs/api.md). Idempotent requests (GET, HEAD, the content-addressed blob PUT)
-are retried with exponential backoff on transient failures (connection errors, 502/503/504); error answers
-become the matching :class:`~lorareg.errors.LoraregError` again (404 → ``NotFoundError``, 409 →
-``ConflictError``, 451 → ``GoneError`` …), network failures ``RemoteError``.
-
-``pull`` is the consumer's trust boundary, in this order: (1) resolve the reference; (2) fetch the
-signature bundle; (3) fetch the revocation list and verify it (signature, rollback against the newest
-version held in the cache, freeze), keep it in the cache, and stop early if the blob is revoked; (4)
-download the blob into ``tmp/<hex>.part``, computing while it arrives the one digest the check needs
-(BLAKE3 when the signed manifest carries it, else SHA-256; ``lorareg.client.download``) and resuming with
-``Range`` after a dropped connection; (5) verify the bundle against the trust file and policy with that
-digest and the facts parsed from the header bytes seen during the download (no second pass over the
-file); (6) check that the signature covers the content address and names what was asked for; only then
-(7) rename into the cache. A cached file is re-hashed and re-verified, revocations included, on every pull.
-An unverified pull (``verify=False``) never touches the cache: it downloads into the output directory the
-caller must name, beside the signature file, checked only against the registry's SHA-256.
-The signature checks themselves live in ``lorareg.signing`` and ``lorareg.signing.revocation``; this module
-only orchestrates.
+Each method sends one request through :class:`~lorareg.client.transport.Transport` (retries, caps,
+deadlines, error answers mapped back to :class:`~lorareg.errors.LoraregError`) and checks the shape of the
+answer (``lorareg.client.answers``) before anything else reads it: the server is trusted for nothing that
+was not signed. ``Client.pull``, the consumer's trust boundary, is orchestrated in ``lorareg.client.pull``.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from lorareg import errors
-from lorareg.client.aliases import checked_alias_target, split_alias
 from lorareg.client.answers import (
     checked_detail,
     checked_keys,
@@ -41,75 +25,22 @@ from lorareg.client.answers import (
     checked_texts,
 )
 from lorareg.client.cache import BlobCache
-from lorareg.client.limits import MIN_RATE_BYTES_S, SocketWatchdog, TransferDeadline, read_capped
-from lorareg.client.logcheck import check_pull
-from lorareg.client.pull import (
-    PullChecks,
-    check_identity,
-    digest_plan,
-    rehash,
-    signed_size,
-    unverified_size,
-    verify_fetched,
-)
-from lorareg.errors import LoraregError, RemoteError, VerificationError
+from lorareg.client.pull import pull
+from lorareg.client.transport import DEFAULT_TIMEOUT_S, Progress, Transport
 
 if TYPE_CHECKING:
-    import ssl
-
-    from lorareg.client.download import Fetched
-    from lorareg.client.download_http import OpenBody
     from lorareg.signing.policy import Policy
     from lorareg.signing.revocation import RevocationList
     from lorareg.signing.trust import TrustStore
 
-Progress = Callable[[int, int], None]  # (bytes done, bytes total)
-
-DEFAULT_TIMEOUT_S = 30.0  # connect/read/write timeout of one request
-CONNECT_TIMEOUT_S = 10.0
-MAX_ATTEMPTS = 4  # tries of an idempotent request (1 + 3 retries)
-BACKOFF_BASE_S = 0.25  # first retry delay; doubles each time
 UPLOAD_CHUNK_BYTES = 1 * 2**20  # read size when streaming a file to the server
-MAX_JSON_BYTES = 16 * 2**20  # an API answer larger than this is refused (streamed: never buffered whole)
 MAX_BUNDLE_ANSWER_BYTES = 1 * 2**20  # a signature bundle (lorareg.signing.bundle.MAX_BUNDLE_BYTES)
 MAX_REVOCATIONS_BYTES = 16 * 2**20  # a signed revocation list
-SIGNATURE_SUFFIX = ".sig"  # an unverified pull's signature file: FILE.sig, where ``lorareg verify`` looks
-
-_RETRY_STATUS = frozenset({502, 503, 504})
-_REVOKED_MARK = "was revoked: "  # the server's 451 message puts the public reason after this
-_ERRORS_BY_CODE: dict[str, type[LoraregError]] = {
-    cls.code: cls
-    for cls in (
-        errors.InputError,
-        errors.PayloadTooLargeError,
-        errors.UnprocessableError,
-        errors.VerificationError,
-        errors.IncompatibleAdapterError,
-        errors.AuthError,
-        errors.ForbiddenError,
-        errors.NotFoundError,
-        errors.ConflictError,
-        errors.GoneError,
-        errors.RateLimitedError,
-    )
-}
-_ERRORS_BY_STATUS: dict[int, type[LoraregError]] = {
-    400: errors.InputError,
-    401: errors.AuthError,
-    403: errors.ForbiddenError,
-    404: errors.NotFoundError,
-    409: errors.ConflictError,
-    413: errors.PayloadTooLargeError,
-    422: errors.UnprocessableError,
-    429: errors.RateLimitedError,
-    451: errors.GoneError,
-}
-
-
 MAX_PREVIEW_DOWNLOAD_BYTES = 16 * 2**20  # cleaned previews are a few hundred KiB
+_REVOKED_MARK = "was revoked: "  # the server's 451 message puts the public reason after this
 
 
-class Client:
+class Client(Transport):
     """A lorareg registry, spoken to over HTTP; a context manager that closes its connections."""
 
     def __init__(
@@ -121,34 +52,8 @@ class Client:
         timeout: float = DEFAULT_TIMEOUT_S,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        from lorareg.client.download_http import direct_allowed
-
-        self.registry_url = registry_url.rstrip("/")
+        super().__init__(registry_url, token, timeout=timeout, transport=transport)
         self.cache = BlobCache(cache_dir)
-        headers = {"User-Agent": "lorareg-client", "Accept-Encoding": "identity"}  # bodies are capped as sent
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        self._headers = headers
-        self._timeout = timeout
-        self._watchdog = SocketWatchdog()
-        self._direct_blobs = transport is None and direct_allowed(self.registry_url)
-        self._http = httpx.Client(
-            base_url=self.registry_url,
-            headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_S)),
-            transport=transport,
-            follow_redirects=False,
-            verify=_tls_settings(self.registry_url) if self._direct_blobs else True,
-        )
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
 
     # -- catalogue ------------------------------------------------------------------------------------
     def search(self, query: str | None = None, **filters: Any) -> dict[str, Any]:
@@ -384,7 +289,7 @@ class Client:
         progress: Progress | None = None,
         on_resolved: Callable[[Mapping[str, Any]], None] | None = None,
     ) -> Path:
-        """Download ``ref`` into the cache, verified, and return the file's path.
+        """Download ``ref`` into the cache, verified, and return the file's path (``lorareg.client.pull``).
 
         ``ns/name@alias`` (``@prod``) is followed to its version only after the registry's signature on the
         alias move verified, and refused when that version is yanked or revoked (``lorareg.client.aliases``).
@@ -405,139 +310,16 @@ class Client:
             VerificationError: signature, trust, digest, revocation (rollback, freeze, revoked) or policy.
             RemoteError: the network or the server failed after retries.
         """
-        if out_dir is not None:
-            _prepare_out_dir(out_dir)
-        if not verify:
-            if out_dir is None:
-                raise errors.InputError(
-                    "an unverified pull (--no-verify) needs an output directory (--out DIR): "
-                    "the cache holds only verified files"
-                )
-            return self._pull_unverified(ref, out_dir, progress)
-        trust, policy = _trust_and_policy(trust, policy)
-        detail, ref = self._resolve_for_pull(ref, trust)
-        if on_resolved is not None:
-            on_resolved(detail)
-        sha256 = str(detail["sha256"])
-        bundle = self.signature(detail["name"], detail["version"])
-        checks = self._pull_checks(trust, policy, sha256=sha256, ref=ref)
-        size = signed_size(bundle, trust=checks.trust, detail=detail, ref=ref)  # bounds the download
-        check_pull(self, detail=detail, bundle=bundle, trust=checks.trust)  # in the log, one history
-        algorithm, expected = digest_plan(bundle, sha256=sha256, verify=True)
-        with self.cache.download_lock(sha256):
-            cached = self.cache.lookup(sha256)
-            path = cached or self.cache.part_path(sha256)
-            if cached is None:
-                fetched = self._download(sha256, size, path, algorithm, progress)
-            else:
-                fetched = rehash(cached, algorithm)
-            try:
-                if fetched.digest != expected:
-                    raise VerificationError(
-                        [f"digest mismatch: the file has {algorithm} {fetched.digest}, expected {expected}"],
-                        subject=ref,
-                    )
-                verified = verify_fetched(bundle, fetched, path=path, sha256=sha256, checks=checks)
-                check_identity(verified, ref=ref, detail=detail)
-            except LoraregError:
-                if cached is None or fetched.digest != expected:
-                    self._discard(path, sha256=sha256, cached=cached is not None)
-                raise
-            if cached is None:
-                path = self.cache.install(sha256, part=path, bundle=bundle)
-        return _copy_out(path, detail, out_dir) if out_dir is not None else path
-
-    def _resolve_for_pull(self, ref: str, trust: TrustStore) -> tuple[dict[str, Any], str]:
-        """The version detail and the exact ref to check it against; an alias is verified first."""
-        named = split_alias(ref)
-        if named is None:
-            return self.resolve(ref), ref
-        name, alias = named
-        detail = checked_alias_target(self.alias(name, alias), trust.registry_keys(), name=name, alias=alias)
-        return detail, f"{name}@{detail['version']}"
-
-    def _pull_unverified(self, ref: str, out_dir: Path, progress: Progress | None) -> Path:
-        """``pull --no-verify``: download into ``out_dir`` only, beside the (unchecked) signature file.
-
-        The part file lives in ``out_dir`` too (hidden, resumed on the next try), so nothing of an
-        unverified download ever touches the cache. The SHA-256 computed while downloading must equal the
-        content address: that catches a broken transfer, and proves nothing about provenance.
-        """
-        detail = self.resolve(ref)
-        sha256 = str(detail["sha256"])
-        bundle = self.signature(detail["name"], detail["version"])
-        size = unverified_size(bundle, detail=detail)
-        target = _out_path(detail, out_dir)
-        part = target.with_name(f".{target.name}.part")
-        try:
-            fetched = self._download(sha256, size, part, "sha256", progress)
-            if fetched.digest != sha256:
-                raise VerificationError(
-                    [f"digest mismatch: the file has sha256 {fetched.digest}, the registry says {sha256}"],
-                    subject=ref,
-                )
-        except RemoteError:
-            raise  # a dropped transfer: the part file is resumed next time
-        except LoraregError:
-            part.unlink(missing_ok=True)
-            raise
-        _write_beside(target.with_name(target.name + SIGNATURE_SUFFIX), bundle)
-        part.replace(target)
-        return target
-
-    def _pull_checks(
-        self, trust: TrustStore | None, policy: Policy | None, *, sha256: str, ref: str
-    ) -> PullChecks:
-        """Step 3 of ``pull``: trust, policy and the revoked digests; a revoked blob is refused here."""
-        trust, policy = _trust_and_policy(trust, policy)
-        revocations = self.verified_revocations(trust, max_age=policy.max_revocation_age)
-        revoked = {r.sha256: r.reason for r in revocations.revoked}
-        if sha256 in revoked:
-            listed = f"revocation list version {revocations.version}"
-            raise VerificationError(
-                [f"revoked: {sha256[:16]}… ({revoked[sha256]}), {listed}"],
-                subject=ref,
-            )
-        return PullChecks(trust, policy, revoked)
-
-    def _download(
-        self, sha256: str, size: int, part: Path, algorithm: str, progress: Progress | None
-    ) -> Fetched:
-        from lorareg.client.download import download_resumable
-
-        deadline = TransferDeadline(grace_s=self._timeout)
-        return download_resumable(
-            self._blob_opener(f"/api/v1/blobs/sha256/{sha256}", give_up_at=deadline.latest(size)),
-            part=part,
-            size=size,
-            algorithm=algorithm,
-            raise_for=_raise_for,
+        return pull(
+            self,
+            ref,
+            verify=verify,
+            trust=trust,
+            policy=policy,
+            out_dir=out_dir,
             progress=progress,
-            deadline=deadline,
+            on_resolved=on_resolved,
         )
-
-    def _blob_opener(self, path: str, *, give_up_at: float) -> OpenBody:
-        """Blob GETs via ``http.client`` where allowed (big reads; ``lorareg.client.download_http``), else
-        httpx.
-
-        ``give_up_at`` cuts a direct connection that is still open at the download's deadline.
-        """
-        from lorareg.client.download_http import open_direct, open_httpx
-
-        fixed = {**self._headers, "Accept-Encoding": "identity"}  # the stored bytes, never re-encoded
-        if self._direct_blobs:
-            url = self.registry_url + path
-            return lambda extra: open_direct(
-                url, {**fixed, **extra}, timeout=self._timeout, give_up_at=give_up_at
-            )
-        return lambda extra: open_httpx(self._http, path, {**fixed, **extra})
-
-    def _discard(self, path: Path, *, sha256: str, cached: bool) -> None:
-        """Remove a file that failed: a part file always, a cached file when its bytes changed."""
-        if cached:
-            self.cache.evict(sha256)
-        else:
-            path.unlink(missing_ok=True)
 
     def verified_revocations(self, trust: TrustStore, *, max_age: timedelta | None) -> RevocationList:
         """Fetch and verify the revocation list, and keep it in the cache for offline use.
@@ -563,144 +345,6 @@ class Client:
         )
         self.cache.remember_revocation_list(self.registry_url, envelope, version=revocations.version)
         return revocations
-
-    # -- HTTP plumbing ----------------------------------------------------------------------------------
-    def _json(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
-        response = self._request(method, url, **kwargs)  # capped at MAX_JSON_BYTES as it streams
-        try:
-            data = response.json()
-        except ValueError as e:
-            raise RemoteError(
-                f"registry answered {url} with non-JSON ({e})", status=response.status_code
-            ) from e
-        if not isinstance(data, dict):
-            raise RemoteError(f"registry answered {url} with JSON {type(data).__name__}; expected an object")
-        return data
-
-    def _request(
-        self,
-        method: str,
-        url: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        content: bytes | None = None,
-        content_factory: Callable[[], Iterator[bytes]] | None = None,
-        headers: Mapping[str, str] | None = None,
-        idempotent: bool | None = None,
-        allow: frozenset[int] | set[int] = frozenset(),
-        cap: int = MAX_JSON_BYTES,
-        upload_bytes: int = 0,
-    ) -> httpx.Response:
-        """Send one request with retries (idempotent ones only) and map error answers to LoraregError.
-
-        The answer's body is streamed into a buffer capped at ``cap`` bytes, under a
-        :class:`~lorareg.client.limits.TransferDeadline` (``lorareg.client.limits``).
-        """
-        retry_all = method in ("GET", "HEAD") if idempotent is None else idempotent
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            body = content_factory() if content_factory is not None else content
-            try:
-                response = self._send(
-                    method, url, params=params, content=body, headers=headers, cap=cap, upload=upload_bytes
-                )
-            except httpx.TransportError as e:
-                if attempt < MAX_ATTEMPTS and (retry_all or isinstance(e, httpx.ConnectError)):
-                    time.sleep(BACKOFF_BASE_S * 2 ** (attempt - 1))
-                    continue
-                raise RemoteError(f"{method} {self.registry_url}{url} failed: {type(e).__name__}: {e}") from e
-            if response.status_code in _RETRY_STATUS and retry_all and attempt < MAX_ATTEMPTS:
-                time.sleep(BACKOFF_BASE_S * 2 ** (attempt - 1))
-                continue
-            if response.status_code not in allow:
-                _raise_for(response)
-            return response
-        raise AssertionError("unreachable: the loop returns or raises")
-
-    def _send(
-        self,
-        method: str,
-        url: str,
-        *,
-        params: Mapping[str, str] | None,
-        content: bytes | Iterator[bytes] | None,
-        headers: Mapping[str, str] | None,
-        cap: int,
-        upload: int,
-    ) -> httpx.Response:
-        """One request; the answer's body read capped and in time, returned as a complete response.
-
-        The answer must start (status and headers) within the grace period plus the upload's ``upload``
-        bytes (or ``content``) at the minimum rate, else the watchdog cuts the connection.
-        """
-        deadline = TransferDeadline(grace_s=self._timeout)
-        try:
-            request = self._http.build_request(
-                method,
-                url,
-                params=params,
-                content=content,
-                headers=headers,
-                extensions={"trace": self._watchdog.trace},
-            )
-        except httpx.InvalidURL as e:  # a NUL or other character no URL may hold
-            raise RemoteError(f"cannot request {url!r}: {e}") from e
-        sending = upload or (len(content) if isinstance(content, bytes) else 0)
-        with self._watchdog.armed(deadline.latest(sending)) as cut:
-            try:
-                streamed = self._http.send(request, stream=True)
-            except httpx.TransportError as e:
-                if cut.is_set():
-                    raise RemoteError(
-                        f"{method} {url}: the registry did not answer within {self._timeout:g} s "
-                        f"(plus the upload at {MIN_RATE_BYTES_S // 1024} KiB/s)"
-                    ) from e
-                raise
-        try:
-            # A HEAD answer's Content-Length is the blob's size, and it has no body to read.
-            what = f"{method} {url}"
-            reading = TransferDeadline(grace_s=self._timeout)  # the body's own clock: the upload is over
-            data = b"" if method == "HEAD" else read_capped(streamed, cap=cap, deadline=reading, what=what)
-        finally:
-            streamed.close()
-        return httpx.Response(streamed.status_code, headers=streamed.headers, content=data, request=request)
-
-
-def _tls_settings(registry_url: str) -> ssl.SSLContext | bool:
-    """httpx's ``verify`` for a registry reached without a proxy: the default (CA bundle) for https.
-
-    A plain-http registry reached directly never uses TLS (every request is relative to it and redirects
-    are not followed), so it gets a client context with no CA loaded: that skips loading the CA bundle,
-    about 35 ms of every command's start, and any TLS use would fail verification rather than pass.
-    """
-    if not registry_url.startswith("http://"):
-        return True
-    import ssl
-
-    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verify_mode CERT_REQUIRED, check_hostname: fail closed
-
-
-def _raise_for(response: httpx.Response) -> None:
-    """Raise the LoraregError that matches an error answer; return for 1xx-3xx."""
-    status = response.status_code
-    if status < 400:
-        return
-    code, message = _error_body(response)
-    cls = _ERRORS_BY_CODE.get(code or "") or _ERRORS_BY_STATUS.get(status)
-    if status >= 500 or cls is None:
-        raise RemoteError(f"registry answered {status}: {message}", status=status, remote_code=code)
-    if issubclass(cls, (errors.VerificationError, errors.IncompatibleAdapterError)):
-        raise cls(message.split("; "))
-    raise cls(message)
-
-
-def _error_body(response: httpx.Response) -> tuple[str | None, str]:
-    try:
-        if not response.is_closed:
-            response.read()
-        error = response.json()["error"]
-        return str(error["code"]), str(error["message"])
-    except (ValueError, KeyError, TypeError, httpx.HTTPError):
-        return None, f"HTTP {response.status_code} {response.reason_phrase}".strip()
 
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
@@ -746,46 +390,6 @@ def _checked_version(version: str) -> str:
     return version
 
 
-def _prepare_out_dir(out_dir: Path) -> None:
-    """Create ``out_dir`` (or accept an existing directory) before anything is downloaded."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise errors.InputError(f"output directory {out_dir} is a file; expected a directory")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise errors.InputError(f"cannot create output directory {out_dir}: {e.strerror}") from e
-
-
-def _out_path(detail: Mapping[str, Any], out_dir: Path) -> Path:
-    """``<adapter>-<version>.safetensors`` in ``out_dir``; name and version were checked (``resolve``), so
-    the file name holds no separator, and a last check keeps it in ``out_dir`` whatever changes upstream."""
-    adapter = str(detail["name"]).split("/")[-1]
-    target = out_dir / f"{adapter}-{detail['version']}.safetensors"
-    if target.parent != out_dir or target.name.startswith("."):
-        raise RemoteError(f"the registry's name {detail['name']!r}@{detail['version']!r} is not a file name")
-    return target
-
-
-def _copy_out(path: Path, detail: Mapping[str, Any], out_dir: Path) -> Path:
-    """The verified cache file placed in ``out_dir`` by reflink, hard link or copy (one write at most)."""
-    from lorareg.client.placing import place
-
-    target = _out_path(detail, out_dir)
-    place(path, target)
-    return target
-
-
-def _write_beside(target: Path, data: bytes) -> None:
-    """Write a small file atomically (temp file, rename)."""
-    temp = target.with_name(f".{target.name}.tmp")
-    try:
-        temp.write_bytes(data)
-        temp.replace(target)
-    except OSError as e:
-        temp.unlink(missing_ok=True)
-        raise errors.StorageError(f"cannot write {target}: {e.strerror}") from e
-
-
 def _publish_target(bundle_bytes: bytes) -> tuple[str, int, str]:
     """``(sha256, size, name)`` from the manifest inside a bundle the caller just signed."""
     from lorareg.signing.bundle import Bundle
@@ -798,11 +402,3 @@ def _publish_target(bundle_bytes: bytes) -> tuple[str, int, str]:
             "the signature file holds no lorareg manifest with a name and size; re-sign it"
         )
     return statement.resource_digest, int(manifest["size"]), str(manifest["name"])
-
-
-def _trust_and_policy(trust: TrustStore | None, policy: Policy | None) -> tuple[TrustStore, Policy]:
-    """Fill in the default trust file and its policy where the caller gave none."""
-    from lorareg.signing.trust import load_trust
-
-    store = load_trust(None) if trust is None else trust
-    return store, policy if policy is not None else store.policy

@@ -1,14 +1,20 @@
-"""What a verified ``pull`` checks, given the bytes it downloaded: the pure half of ``Client.pull``.
+"""``pull``: the consumer's trust boundary, from a reference to a verified file in the cache.
 
-``Client.pull`` (``lorareg.client``) does the I/O: resolve, fetch the bundle and revocation list, download
-(``lorareg.client.download``). This module decides which one digest the download computes
-(:func:`digest_plan`),
-re-hashes a cached file (:func:`rehash`), and verifies the result (:func:`verify_fetched`): the bundle
-against trust, policy and revocations with the digest computed while downloading and the facts parsed from
-the header bytes that were hashed, then that the signature covers the content address the registry serves
-the file under, and (:func:`check_identity`) that it names what was asked for. It never reads the
-downloaded file again, except a few bytes at the 0-dim tensors' offsets (alpha values) and, for a cached
-file, its header.
+:func:`pull` (behind ``Client.pull``) runs the steps in this order: (1) resolve the reference (an alias only
+after the registry's signature on its move verified); (2) fetch the signature bundle; (3) fetch the
+revocation list and verify it (signature, rollback against the newest version held in the cache, freeze),
+keep it in the cache, and stop early if the blob is revoked; (4) download the blob into
+``tmp/<hex>.part``, computing while it arrives the one digest the check needs (BLAKE3 when the signed
+manifest carries it, else SHA-256; :func:`digest_plan`, ``lorareg.client.download``) and resuming with
+``Range`` after a dropped connection; (5) verify the bundle against the trust file and policy with that
+digest and the facts parsed from the header bytes seen during the download (:func:`verify_fetched`: no
+second pass over the file, only a few bytes at the 0-dim tensors' offsets); (6) check that the signature
+covers the content address and (:func:`check_identity`) names what was asked for; only then (7) rename
+into the cache. A cached file is re-hashed (:func:`rehash`) and re-verified, revocations included, on every
+pull. An unverified pull never touches the cache: it downloads into the output directory the caller must
+name, beside the signature file, checked only against the registry's SHA-256.
+
+The signature checks themselves live in ``lorareg.signing``; this module only orchestrates them.
 """
 
 from __future__ import annotations
@@ -18,15 +24,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lorareg import errors
+from lorareg.client.aliases import checked_alias_target, split_alias
+from lorareg.client.limits import TransferDeadline
+from lorareg.client.logcheck import check_pull
+from lorareg.client.transport import Progress, raise_for
 from lorareg.errors import LoraregError, RemoteError, VerificationError
 from lorareg.signing.filecheck import claimed_digests
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from lorareg.adapter.facts import AdapterFacts
+    from lorareg.client.api_client import Client
     from lorareg.client.download import Fetched
     from lorareg.signing.policy import Policy
     from lorareg.signing.trust import TrustStore
     from lorareg.signing.verify import VerifiedManifest
+
+
+SIGNATURE_SUFFIX = ".sig"  # an unverified pull's signature file: FILE.sig, where ``lorareg verify`` looks
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,3 +182,190 @@ def _file_facts(path: Path, fetched: Fetched) -> AdapterFacts:
 
     header = parse_header(fetched.head, file_size=fetched.size) if fetched.head else read_header(path)
     return compute_facts(header, read_scalars(path, header))  # a few bytes at the 0-dim tensors' offsets
+
+
+# -- the pull itself ---------------------------------------------------------------------------------
+
+
+def pull(
+    client: Client,
+    ref: str,
+    *,
+    verify: bool = True,
+    trust: TrustStore | None = None,
+    policy: Policy | None = None,
+    out_dir: Path | None = None,
+    progress: Progress | None = None,
+    on_resolved: Callable[[Mapping[str, Any]], None] | None = None,
+) -> Path:
+    """:meth:`Client.pull <lorareg.client.api_client.Client.pull>`: see there for what it does and raises."""
+    if out_dir is not None:
+        _prepare_out_dir(out_dir)
+    if not verify:
+        if out_dir is None:
+            raise errors.InputError(
+                "an unverified pull (--no-verify) needs an output directory (--out DIR): "
+                "the cache holds only verified files"
+            )
+        return _pull_unverified(client, ref, out_dir, progress)
+    trust, policy = _trust_and_policy(trust, policy)
+    detail, ref = _resolve_for_pull(client, ref, trust)
+    if on_resolved is not None:
+        on_resolved(detail)
+    sha256 = str(detail["sha256"])
+    bundle = client.signature(detail["name"], detail["version"])
+    checks = pull_checks(client, trust, policy, sha256=sha256, ref=ref)
+    size = signed_size(bundle, trust=checks.trust, detail=detail, ref=ref)  # bounds the download
+    check_pull(client, detail=detail, bundle=bundle, trust=checks.trust)  # in the log, one history
+    algorithm, expected = digest_plan(bundle, sha256=sha256, verify=True)
+    with client.cache.download_lock(sha256):
+        cached = client.cache.lookup(sha256)
+        path = cached or client.cache.part_path(sha256)
+        if cached is None:
+            fetched = _download(client, sha256, size, path, algorithm, progress)
+        else:
+            fetched = rehash(cached, algorithm)
+        try:
+            if fetched.digest != expected:
+                raise VerificationError(
+                    [f"digest mismatch: the file has {algorithm} {fetched.digest}, expected {expected}"],
+                    subject=ref,
+                )
+            verified = verify_fetched(bundle, fetched, path=path, sha256=sha256, checks=checks)
+            check_identity(verified, ref=ref, detail=detail)
+        except LoraregError:
+            if cached is None or fetched.digest != expected:
+                _discard(client, path, sha256=sha256, cached=cached is not None)
+            raise
+        if cached is None:
+            path = client.cache.install(sha256, part=path, bundle=bundle)
+    return _copy_out(path, detail, out_dir) if out_dir is not None else path
+
+
+def _resolve_for_pull(client: Client, ref: str, trust: TrustStore) -> tuple[dict[str, Any], str]:
+    """The version detail and the exact ref to check it against; an alias is verified first."""
+    named = split_alias(ref)
+    if named is None:
+        return client.resolve(ref), ref
+    name, alias = named
+    detail = checked_alias_target(client.alias(name, alias), trust.registry_keys(), name=name, alias=alias)
+    return detail, f"{name}@{detail['version']}"
+
+
+def _pull_unverified(client: Client, ref: str, out_dir: Path, progress: Progress | None) -> Path:
+    """``pull --no-verify``: download into ``out_dir`` only, beside the (unchecked) signature file.
+
+    The part file lives in ``out_dir`` too (hidden, resumed on the next try), so nothing of an
+    unverified download ever touches the cache. The SHA-256 computed while downloading must equal the
+    content address: that catches a broken transfer, and proves nothing about provenance.
+    """
+    detail = client.resolve(ref)
+    sha256 = str(detail["sha256"])
+    bundle = client.signature(detail["name"], detail["version"])
+    size = unverified_size(bundle, detail=detail)
+    target = _out_path(detail, out_dir)
+    part = target.with_name(f".{target.name}.part")
+    try:
+        fetched = _download(client, sha256, size, part, "sha256", progress)
+        if fetched.digest != sha256:
+            raise VerificationError(
+                [f"digest mismatch: the file has sha256 {fetched.digest}, the registry says {sha256}"],
+                subject=ref,
+            )
+    except RemoteError:
+        raise  # a dropped transfer: the part file is resumed next time
+    except LoraregError:
+        part.unlink(missing_ok=True)
+        raise
+    _write_beside(target.with_name(target.name + SIGNATURE_SUFFIX), bundle)
+    part.replace(target)
+    return target
+
+
+def pull_checks(
+    client: Client, trust: TrustStore | None, policy: Policy | None, *, sha256: str, ref: str
+) -> PullChecks:
+    """Step 3 of ``pull``: trust, policy and the revoked digests; a revoked blob is refused here."""
+    trust, policy = _trust_and_policy(trust, policy)
+    revocations = client.verified_revocations(trust, max_age=policy.max_revocation_age)
+    revoked = {r.sha256: r.reason for r in revocations.revoked}
+    if sha256 in revoked:
+        listed = f"revocation list version {revocations.version}"
+        raise VerificationError(
+            [f"revoked: {sha256[:16]}… ({revoked[sha256]}), {listed}"],
+            subject=ref,
+        )
+    return PullChecks(trust, policy, revoked)
+
+
+def _download(
+    client: Client, sha256: str, size: int, part: Path, algorithm: str, progress: Progress | None
+) -> Fetched:
+    from lorareg.client.download import download_resumable
+
+    deadline = TransferDeadline(grace_s=client._timeout)
+    return download_resumable(
+        client._blob_opener(f"/api/v1/blobs/sha256/{sha256}", give_up_at=deadline.latest(size)),
+        part=part,
+        size=size,
+        algorithm=algorithm,
+        raise_for=raise_for,
+        progress=progress,
+        deadline=deadline,
+    )
+
+
+def _discard(client: Client, path: Path, *, sha256: str, cached: bool) -> None:
+    """Remove a file that failed: a part file always, a cached file when its bytes changed."""
+    if cached:
+        client.cache.evict(sha256)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _prepare_out_dir(out_dir: Path) -> None:
+    """Create ``out_dir`` (or accept an existing directory) before anything is downloaded."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise errors.InputError(f"output directory {out_dir} is a file; expected a directory")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise errors.InputError(f"cannot create output directory {out_dir}: {e.strerror}") from e
+
+
+def _out_path(detail: Mapping[str, Any], out_dir: Path) -> Path:
+    """``<adapter>-<version>.safetensors`` in ``out_dir``; name and version were checked (``resolve``), so
+    the file name holds no separator, and a last check keeps it in ``out_dir`` whatever changes upstream."""
+    adapter = str(detail["name"]).split("/")[-1]
+    target = out_dir / f"{adapter}-{detail['version']}.safetensors"
+    if target.parent != out_dir or target.name.startswith("."):
+        raise RemoteError(f"the registry's name {detail['name']!r}@{detail['version']!r} is not a file name")
+    return target
+
+
+def _copy_out(path: Path, detail: Mapping[str, Any], out_dir: Path) -> Path:
+    """The verified cache file placed in ``out_dir`` by reflink, hard link or copy (one write at most)."""
+    from lorareg.client.placing import place
+
+    target = _out_path(detail, out_dir)
+    place(path, target)
+    return target
+
+
+def _write_beside(target: Path, data: bytes) -> None:
+    """Write a small file atomically (temp file, rename)."""
+    temp = target.with_name(f".{target.name}.tmp")
+    try:
+        temp.write_bytes(data)
+        temp.replace(target)
+    except OSError as e:
+        temp.unlink(missing_ok=True)
+        raise errors.StorageError(f"cannot write {target}: {e.strerror}") from e
+
+
+def _trust_and_policy(trust: TrustStore | None, policy: Policy | None) -> tuple[TrustStore, Policy]:
+    """Fill in the default trust file and its policy where the caller gave none."""
+    from lorareg.signing.trust import load_trust
+
+    store = load_trust(None) if trust is None else trust
+    return store, policy if policy is not None else store.policy

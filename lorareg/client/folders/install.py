@@ -33,7 +33,8 @@ from lorareg.client.placing import place
 from lorareg.errors import ConflictError, InputError, LoraregError
 
 if TYPE_CHECKING:
-    from lorareg.client.api_client import Client, Progress
+    from lorareg.client.api_client import Client
+    from lorareg.client.transport import Progress
     from lorareg.signing.policy import Policy
     from lorareg.signing.trust import TrustStore
 
