@@ -8,7 +8,7 @@ was not signed. ``Client.pull``, the consumer's trust boundary, is orchestrated 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +29,6 @@ from lorareg.client.pull import pull
 from lorareg.client.transport import DEFAULT_TIMEOUT_S, Progress, Transport
 
 if TYPE_CHECKING:
-    from lorareg.signing.policy import Policy
     from lorareg.signing.revocation import RevocationList
     from lorareg.signing.trust import TrustStore
 
@@ -278,48 +277,7 @@ class Client(Transport):
         )
 
     # -- pulling --------------------------------------------------------------------------------------
-    def pull(
-        self,
-        ref: str,
-        *,
-        verify: bool = True,
-        trust: TrustStore | None = None,
-        policy: Policy | None = None,
-        out_dir: Path | None = None,
-        progress: Progress | None = None,
-        on_resolved: Callable[[Mapping[str, Any]], None] | None = None,
-    ) -> Path:
-        """Download ``ref`` into the cache, verified, and return the file's path (``lorareg.client.pull``).
-
-        ``ns/name@alias`` (``@prod``) is followed to its version only after the registry's signature on the
-        alias move verified, and refused when that version is yanked or revoked (``lorareg.client.aliases``).
-        ``on_resolved`` is called with the version detail once the reference is resolved (the CLI prints
-        which version an alias gave).
-
-        With ``out_dir`` the verified file is also placed there (reflink, hard link, else copy) under
-        ``<adapter>-<version>.safetensors``.
-        ``trust``/``policy`` default to the trust file (``~/.config/lorareg/trust.toml``) and its policy.
-        ``verify=False`` needs ``out_dir``: the file (and its signature file, ``….safetensors.sig``, for a
-        later ``lorareg verify``) is written there only, never into the cache, which holds nothing that
-        skipped or failed verification; the bytes are still checked against the registry's SHA-256.
-
-        Raises:
-            InputError: ``verify=False`` without ``out_dir``, or ``out_dir`` is not a usable directory.
-            NotFoundError: the reference does not resolve.
-            GoneError: the registry serves the blob as revoked (451).
-            VerificationError: signature, trust, digest, revocation (rollback, freeze, revoked) or policy.
-            RemoteError: the network or the server failed after retries.
-        """
-        return pull(
-            self,
-            ref,
-            verify=verify,
-            trust=trust,
-            policy=policy,
-            out_dir=out_dir,
-            progress=progress,
-            on_resolved=on_resolved,
-        )
+    pull = pull  # ``lorareg.client.pull.pull`` as a method: ``client.pull(ref, verify=…, out_dir=…)``
 
     def verified_revocations(self, trust: TrustStore, *, max_age: timedelta | None) -> RevocationList:
         """Fetch and verify the revocation list, and keep it in the cache for offline use.

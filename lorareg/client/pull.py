@@ -198,7 +198,27 @@ def pull(
     progress: Progress | None = None,
     on_resolved: Callable[[Mapping[str, Any]], None] | None = None,
 ) -> Path:
-    """:meth:`Client.pull <lorareg.client.api_client.Client.pull>`: see there for what it does and raises."""
+    """Download ``ref`` into the cache, verified, and return the file's path.
+
+    ``ns/name@alias`` (``@prod``) is followed to its version only after the registry's signature on the
+    alias move verified, and refused when that version is yanked or revoked (``lorareg.client.aliases``).
+    ``on_resolved`` is called with the version detail once the reference is resolved (the CLI prints
+    which version an alias gave).
+
+    With ``out_dir`` the verified file is also placed there (reflink, hard link, else copy) under
+    ``<adapter>-<version>.safetensors``.
+    ``trust``/``policy`` default to the trust file (``~/.config/lorareg/trust.toml``) and its policy.
+    ``verify=False`` needs ``out_dir``: the file (and its signature file, ``….safetensors.sig``, for a
+    later ``lorareg verify``) is written there only, never into the cache, which holds nothing that
+    skipped or failed verification; the bytes are still checked against the registry's SHA-256.
+
+    Raises:
+        InputError: ``verify=False`` without ``out_dir``, or ``out_dir`` is not a usable directory.
+        NotFoundError: the reference does not resolve.
+        GoneError: the registry serves the blob as revoked (451).
+        VerificationError: signature, trust, digest, revocation (rollback, freeze, revoked) or policy.
+        RemoteError: the network or the server failed after retries.
+    """
     if out_dir is not None:
         _prepare_out_dir(out_dir)
     if not verify:
