@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from lorareg.cli._output import print_json, safe_text
+from lorareg.cli._output import error_line, print_json, safe_text
 from lorareg.cli.registry_cmd import _REGISTRY
 
 if TYPE_CHECKING:
     from lorareg.client.device_login import DeviceCode
 
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as shells report it
 _ROLE = typer.Option(
     None,
     "--role",
@@ -62,7 +63,11 @@ def login(
     with device_login.http_client(registry) as http:
         code = device_login.request_code(http, registry, scope=role)
         _show(code, open_browser=not no_browser)
-        token = device_login.poll_for_token(http, code)
+        try:
+            token = device_login.poll_for_token(http, code)
+        except KeyboardInterrupt:  # typer turns it into a silent exit 130; say what happened
+            error_line("interrupted; no sign-in was stored")
+            raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
     path = credentials.store(registry, credentials.StoredLogin(token.token, token.expires_at, token.role))
     summary = {
         "registry": credentials.registry_key(registry),
