@@ -237,6 +237,21 @@ def test_pending_grants_are_bounded(private: LiveServer, monkeypatch: pytest.Mon
         _start(private)
     refused = httpx.post(f"{private.url}/api/v1/device/code", data={"client_id": "lorareg-cli"})
     assert refused.status_code == 429 and refused.json()["error"] == "slow_down"
+    assert "too many sign-ins are waiting" in refused.json()["error_description"]
+
+
+def test_one_address_cannot_start_grants_without_end(
+    private: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lorareg.registry import device_grants
+
+    monkeypatch.setattr(device_grants, "MAX_CODES_PER_CLIENT", 2)
+    for _ in range(2):
+        _start(private)
+    refused = httpx.post(f"{private.url}/api/v1/device/code", data={"client_id": "lorareg-cli"})
+    assert (
+        refused.status_code == 429 and "this address started too many" in refused.json()["error_description"]
+    )
 
 
 @pytest.mark.parametrize(

@@ -53,10 +53,13 @@ def login(
 ) -> None:
     """Sign in to REGISTRY in a browser and store a short-lived token for this user.
 
-    Prints (on stderr) a page and a code; open the page, sign in (single sign-on or token), check the code
-    and approve. The token is stored 0600 in $LORAREG_CONFIG/credentials.json, else
-    $XDG_CONFIG_HOME/lorareg/credentials.json, else ~/.config/lorareg/credentials.json, and used by every
-    command for this registry unless --token or LORAREG_TOKEN is given. Exit 1 when denied or expired.
+    Prints a page and a code on stderr: open the page, sign in, check the code and approve.
+
+    The token goes to ~/.config/lorareg/credentials.json (0600; $LORAREG_CONFIG, $XDG_CONFIG_HOME first).
+
+    Every command for REGISTRY then uses it unless --token or LORAREG_TOKEN is given.
+
+    Exit 0 approved, 1 denied or expired, 130 on Ctrl-C. lorareg logout forgets and revokes the token.
     """
     from lorareg.client import credentials, device_login
 

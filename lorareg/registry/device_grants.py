@@ -15,7 +15,8 @@ Security, in one place:
   look-alike digits; RFC 8628 §6.1), about 34.5 bits. Wrong entries count per account
   (:data:`MAX_WRONG_CODES` per :data:`WRONG_CODE_WINDOW`, in ``rate_limit_hits``), and at most
   :data:`MAX_PENDING_GRANTS` grants are pending at once: an attacker's chance to hit a live code within a
-  grant's lifetime is at most 5 x 1000 / 20^8 ≈ 2e-7 per account and window.
+  grant's lifetime is at most 5 x 1000 / 20^8 ≈ 2e-7 per account and window. One network address may
+  start :data:`MAX_CODES_PER_CLIENT` grants per lifetime, so no single host fills the pending bound.
 - The token is minted in the transaction of the poll that hands it out, under a row lock (``FOR UPDATE`` on
   PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so two concurrent polls cannot both receive it, and no
   token secret is ever stored. Later polls get ``invalid_grant``.
@@ -55,6 +56,8 @@ MAX_WRONG_CODES = 5  # wrong user codes per account per window
 WRONG_CODE_WINDOW = timedelta(minutes=10)
 DEFAULT_TOKEN_TTL = timedelta(hours=12)  # LORAREG_LOGIN_TOKEN_TTL
 RATE_LIMIT_BUCKET = "device-user-code"
+CODE_BUCKET = "device-code"  # grants started per client address
+MAX_CODES_PER_CLIENT = 30  # per DEFAULT_LIFETIME: a studio NAT of busy people, not a flood
 _CLEANUP_AGE = timedelta(days=1)  # decided or expired grants are kept this long (a late poll's answer)
 _USER_CODE_RE = re.compile(rf"^[{USER_CODE_ALPHABET}]{{{USER_CODE_CHARS}}}$")
 
@@ -112,12 +115,16 @@ class DeviceGrants:
         scope: str | None,
         lifetime: timedelta = DEFAULT_LIFETIME,
         interval_s: int = DEFAULT_INTERVAL_S,
+        client: str = "unknown",
     ) -> NewGrant:
         """Store a new pending grant; return its codes (the only time they exist in clear).
 
+        ``client`` is the caller's network address: each may start :data:`MAX_CODES_PER_CLIENT` grants
+        per :data:`DEFAULT_LIFETIME`, so one host cannot fill the :data:`MAX_PENDING_GRANTS` alone.
+
         Raises:
             GrantError: ``invalid_client`` (unknown client), ``invalid_scope`` (not a role).
-            RateLimitedError: :data:`MAX_PENDING_GRANTS` grants are pending already.
+            RateLimitedError: the address started too many, or too many grants are pending already.
         """
         if client_id not in CLIENT_IDS:
             raise GrantError("invalid_client", f"unknown client_id {client_id[:40]!r}; expected lorareg-cli")
@@ -128,6 +135,10 @@ class DeviceGrants:
         now = utcnow()
         with self.registry.db.write() as session:
             _prune(session, now)
+            address = hashlib.sha256(client.encode("utf-8")).hexdigest()
+            if _hits(session, CODE_BUCKET, address, since=now - DEFAULT_LIFETIME) >= MAX_CODES_PER_CLIENT:
+                raise RateLimitedError("this address started too many sign-ins; wait ten minutes")
+            session.add(RateLimitHit(bucket=CODE_BUCKET, client=address, at=now))
             pending = session.execute(
                 sa.select(sa.func.count()).select_from(DeviceGrant).where(col(DeviceGrant.expires) > now)
             ).scalar_one()
@@ -268,18 +279,7 @@ def _pending(session: Session, code: str, principal: auth.Principal, *, now: dat
             account learns nothing about any code).
     """
     key = _account_key(principal)
-    session.execute(
-        sa.delete(RateLimitHit).where(
-            col(RateLimitHit.bucket) == RATE_LIMIT_BUCKET,
-            col(RateLimitHit.client) == key,
-            col(RateLimitHit.at) < now - WRONG_CODE_WINDOW,
-        )
-    )
-    wrong = session.execute(
-        sa.select(sa.func.count())
-        .select_from(RateLimitHit)
-        .where(col(RateLimitHit.bucket) == RATE_LIMIT_BUCKET, col(RateLimitHit.client) == key)
-    ).scalar_one()
+    wrong = _hits(session, RATE_LIMIT_BUCKET, key, since=now - WRONG_CODE_WINDOW)
     if wrong >= MAX_WRONG_CODES:
         minutes = int(WRONG_CODE_WINDOW.total_seconds() // 60)
         raise RateLimitedError(
@@ -290,6 +290,14 @@ def _pending(session: Session, code: str, principal: auth.Principal, *, now: dat
         session.add(RateLimitHit(bucket=RATE_LIMIT_BUCKET, client=key, at=now))
         return None
     return row
+
+
+def _hits(session: Session, bucket: str, key: str, *, since: datetime) -> int:
+    """How many hits ``key`` has in ``bucket`` since ``since``; older ones are deleted on the way."""
+    mine = (col(RateLimitHit.bucket) == bucket, col(RateLimitHit.client) == key)
+    session.execute(sa.delete(RateLimitHit).where(*mine, col(RateLimitHit.at) < since))
+    count = session.execute(sa.select(sa.func.count()).select_from(RateLimitHit).where(*mine)).scalar_one()
+    return int(count)
 
 
 def _found(view: GrantView | None) -> GrantView:

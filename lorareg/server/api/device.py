@@ -30,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 
 from lorareg.errors import InputError, RateLimitedError
 from lorareg.registry import DeviceGrants, GrantError
+from lorareg.server.api.takedowns import client_address
 from lorareg.server.deps import RegistryDep, SettingsDep
 from lorareg.server.guard import public_link, refuse_nul
 from lorareg.server.streaming import read_capped
@@ -53,6 +54,7 @@ async def device_code(request: Request, registry: RegistryDep, settings: Setting
             scope=form.get("scope") or None,
             lifetime=timedelta(seconds=settings.device_code_ttl_s),
             interval_s=settings.device_interval_s,
+            client=client_address(request),
         )
         page = public_link(settings.public_url, VERIFICATION_PATH)
         return {
