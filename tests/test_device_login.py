@@ -327,3 +327,21 @@ def test_concurrent_polls_get_the_token_exactly_once(
     assert {a.json()["error"] for a in answers if a.status_code == 400} == {"invalid_grant"}
     minted = [t for t in server.registry.list_tokens() if t.expires is not None]
     assert len(minted) == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"), [("", 12 * 3600), ("30m", 1800), ("12h", 43200), ("7d", 604800), ("90", 90)]
+)
+def test_login_token_ttl_setting(raw: str, seconds: int) -> None:
+    from lorareg.server.config import settings_from_env
+
+    assert settings_from_env({"LORAREG_LOGIN_TOKEN_TTL": raw}).login_token_ttl_s == seconds
+
+
+@pytest.mark.parametrize("raw", ["forever", "0", "-5m", "12 h", "1y"])
+def test_a_bad_login_token_ttl_is_refused_at_start(raw: str) -> None:
+    from lorareg.errors import InputError
+    from lorareg.server.config import settings_from_env
+
+    with pytest.raises(InputError, match="LORAREG_LOGIN_TOKEN_TTL"):
+        settings_from_env({"LORAREG_LOGIN_TOKEN_TTL": raw})
