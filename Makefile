@@ -47,6 +47,7 @@ fmt: install-all
 
 screenshots: system-deps install-all
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests/test_web_browser.py -k screenshots --screenshots-dir docs/screenshots
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests/test_login_cli.py -k identity_provider --screenshots-dir docs/screenshots
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -30,6 +30,7 @@ SEMANTIC_REFUSALS = {
     ("GET", "/api/v1/log/entries"): ("400",),
     ("GET", "/api/v1/log/evidence"): ("400",),
     ("POST", "/api/v1/webhooks"): ("400",),  # a URL the server may not call, an event it does not send
+    ("POST", "/api/v1/device/token"): ("400",),  # a device_code the server never issued: invalid_grant
     ("POST", "/api/v1/similar"): ("400", "413"),  # bytes that are no lorareg fingerprint
     ("GET", "/api/v1/adapters"): ("400",),
     ("POST", "/api/v1/adapters/{namespace}/{adapter}/versions"): ("400", "413", "422"),

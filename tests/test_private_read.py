@@ -125,6 +125,9 @@ def test_private_registry_refuses_every_api_route_without_credentials(private) -
             "GET /api/v1/revocations",
             "POST /api/v1/takedowns",
             "GET /api/v1/takedowns/{request_id}",
+            "POST /api/v1/device/code",  # lorareg login: the CLI has no token yet
+            "POST /api/v1/device/token",
+            "POST /api/v1/tokens/revoke",  # possession of the token in the body is the authority
         ]
     )
 

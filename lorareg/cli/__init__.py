@@ -25,6 +25,7 @@ from lorareg.cli import (
     import_cmd,
     inspect_cmd,
     log_cmd,
+    login_cmd,
     provenance_cmd,
     registry_cmd,
     sample_cmd,
@@ -103,6 +104,7 @@ for _module in (
     log_cmd,
     alias_cmd,
     webhook_cmd,
+    login_cmd,
 ):
     _module.register(app)
 

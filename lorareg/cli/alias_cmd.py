@@ -48,8 +48,9 @@ def set_alias(
 ) -> None:
     """Point NAME@ALIAS at VERSION (signed by the registry and recorded in its transparency log)."""
     from lorareg.client import Client
+    from lorareg.client.credentials import token_for
 
-    with Client(registry, token) as client:
+    with Client(registry, token_for(registry, token)) as client:
         record = client.set_alias(_checked(name), alias, version)
     _print(record, as_json)
 
@@ -63,8 +64,9 @@ def list_aliases(
 ) -> None:
     """List NAME's aliases and the versions they name."""
     from lorareg.client import Client
+    from lorareg.client.credentials import token_for
 
-    with Client(registry, token) as client:
+    with Client(registry, token_for(registry, token)) as client:
         answer = client.aliases(_checked(name))
     if as_json:
         print_json(answer)
@@ -83,8 +85,9 @@ def delete_alias(
 ) -> None:
     """Remove NAME@ALIAS (the deletion is signed and logged too); prints what it named."""
     from lorareg.client import Client
+    from lorareg.client.credentials import token_for
 
-    with Client(registry, token) as client:
+    with Client(registry, token_for(registry, token)) as client:
         record = client.delete_alias(_checked(name), alias)
     _print(record, as_json)
 

@@ -81,8 +81,9 @@ def _audit_once(directory: Path, *, registry: str | None, token: str | None, tru
                               skip=quarantine_dir)  # fmt: skip
     else:
         from lorareg.client import Client
+        from lorareg.client.credentials import token_for
 
-        with Client(registry, token) as client:
+        with Client(registry, token_for(registry, token)) as client:
             checked = revocations_from(client, store, max_age=max_age)
             report = audit_folder(directory, trust=store, checked=checked, client=client, cache=cache,
                                   skip=quarantine_dir)  # fmt: skip

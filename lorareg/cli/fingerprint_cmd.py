@@ -57,9 +57,10 @@ def similar(
     A FILE is fingerprinted locally and only its fingerprint is sent; a REF is looked up by the registry.
     """
     from lorareg.client import Client
+    from lorareg.client.credentials import token_for
 
     path = Path(target)
-    with Client(registry, None) as client:
+    with Client(registry, token_for(registry)) as client:
         if path.is_file() or target.endswith(".safetensors"):
             from lorareg.adapter.fingerprint import fingerprint_file
 

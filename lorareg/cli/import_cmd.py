@@ -73,10 +73,11 @@ def import_library(
 def _publish(report: ImportReport, *, key: Path, registry: str, token: str | None) -> None:
     from lorareg.cli.signing_cmd import load_signing_key
     from lorareg.client import Client
+    from lorareg.client.credentials import token_for
     from lorareg.client.folders.publishing import publish_import
 
     signer = load_signing_key(key)
-    with Client(registry, token) as client:
+    with Client(registry, token_for(registry, token)) as client:
         if not sys.stderr.isatty():
             publish_import(report, client=client, key=signer)
             return

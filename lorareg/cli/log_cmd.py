@@ -54,10 +54,11 @@ def verify(
     """Replay the whole log: recompute the root, and check it against everything the API serves."""
     from lorareg.client import Client
     from lorareg.client.checkpoints import CheckpointStore
+    from lorareg.client.credentials import token_for
     from lorareg.client.monitor import verify_log
 
     keys = _registry_keys(trust)
-    with Client(registry) as client:
+    with Client(registry, token_for(registry)) as client:
         report = verify_log(client, CheckpointStore(client.cache.root), keys=keys)
     _print(report, as_json=as_json)
     if not report.ok:
@@ -76,12 +77,13 @@ def watch(
     """Poll the log; keep every checkpoint; exit 1 on the first inconsistency."""
     from lorareg.client import Client
     from lorareg.client.checkpoints import CheckpointStore
+    from lorareg.client.credentials import token_for
     from lorareg.client.monitor import watch as watch_log
 
     if interval < 0 or (polls is not None and polls < 1):
         raise InputError("--interval must be >= 0 and --polls >= 1")
     keys = _registry_keys(trust)
-    with Client(registry, cache_dir=state) as client:
+    with Client(registry, token_for(registry), cache_dir=state) as client:
         report = watch_log(
             client,
             CheckpointStore(state),

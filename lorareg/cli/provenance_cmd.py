@@ -42,8 +42,9 @@ def provenance(
     statuses = None
     if registry:
         from lorareg.client import Client
+        from lorareg.client.credentials import token_for
 
-        with Client(registry) as client:
+        with Client(registry, token_for(registry)) as client:
             statuses = current_status(claimed, client.resolve)
     rows = [_row(use.to_json(), None) for use in claimed.adapters]
     if statuses is not None:

@@ -51,6 +51,7 @@ def publish(
     """Sign FILE with its manifest and upload it (and any previews); print name@version and the sha256."""
     from lorareg.cli.signing_cmd import load_signing_key
     from lorareg.client import Client
+    from lorareg.client.credentials import token_for
     from lorareg.manifest.drafting import ManifestDraft
     from lorareg.signing.sign import sign_file
 
@@ -58,7 +59,7 @@ def publish(
         require_file(image, "preview")
     draft = ManifestDraft.from_toml(read_input_file(manifest, "manifest"))
     bundle = sign_file(file, draft, load_signing_key(key))
-    with Client(registry, token) as client, _progress("uploading") as progress:
+    with Client(registry, token_for(registry, token)) as client, _progress("uploading") as progress:
         version = client.publish(file, bundle, progress=progress)
         for image in preview:
             client.add_preview(str(version["ref"]), image)
@@ -103,10 +104,11 @@ def pull(
     base family than the adapter's newest version (revoked or yanked), unless --any-family is given.
     """
     from lorareg.client import Client
+    from lorareg.client.credentials import token_for
     from lorareg.client.resolution import is_bare_name, resolve_bare_name
 
     if is_bare_name(ref):
-        with Client(registry, token) as client:
+        with Client(registry, token_for(registry, token)) as client:
             resolution = resolve_bare_name(client, ref, any_family=any_family)
         typer.echo(safe_text(resolution.note), err=True)
         ref = resolution.ref
@@ -115,7 +117,7 @@ def pull(
                    token=token)  # fmt: skip
         return
     store, policy = _load_trust(trust) if verify else (None, None)
-    with Client(registry, token) as client, _progress("downloading") as progress:
+    with Client(registry, token_for(registry, token)) as client, _progress("downloading") as progress:
         store = _follow_rotation(client, store, trust) if store is not None else None
         path = client.pull(
             ref,
@@ -132,6 +134,7 @@ def pull(
 def _pull_into(ref: str, into: Path, *, layout: str, force: bool, verify: bool, trust: Path | None,
                registry: str, token: str | None) -> None:  # fmt: skip
     from lorareg.client import Client
+    from lorareg.client.credentials import token_for
     from lorareg.client.folders.install import LAYOUTS, install
     from lorareg.errors import InputError
 
@@ -142,7 +145,7 @@ def _pull_into(ref: str, into: Path, *, layout: str, force: bool, verify: bool, 
     if into.exists() and not into.is_dir():
         raise InputError(f"--into {into} is not a folder")
     store, policy = _load_trust(trust)
-    with Client(registry, token) as client, _progress("downloading") as progress:
+    with Client(registry, token_for(registry, token)) as client, _progress("downloading") as progress:
         installed = install(client, ref, into, layout=layout, trust=store, policy=policy, force=force,
                             progress=progress)  # fmt: skip
     typer.echo(str(installed.path))
@@ -164,8 +167,9 @@ def search(
 ) -> None:
     """Search the catalogue (active versions; yanked and revoked are hidden)."""
     from lorareg.client import Client
+    from lorareg.client.credentials import token_for
 
-    with Client(registry, token) as client:
+    with Client(registry, token_for(registry, token)) as client:
         page = client.search(query, family=family, license=license_id, namespace=namespace, limit=limit)
     if as_json:
         print_json(page)
@@ -184,8 +188,9 @@ def show(
 ) -> None:
     """Show one version: manifest, hashes, status, signers."""
     from lorareg.client import Client
+    from lorareg.client.credentials import token_for
 
-    with Client(registry, token) as client:
+    with Client(registry, token_for(registry, token)) as client:
         detail = client.resolve(ref)
     if as_json:
         print_json(detail)
@@ -217,8 +222,9 @@ def unyank(
 
 def _yank_or_unyank(ref: str, registry: str, token: str | None, *, undo: bool) -> None:
     from lorareg.client import Client
+    from lorareg.client.credentials import token_for
 
-    with Client(registry, token) as client:
+    with Client(registry, token_for(registry, token)) as client:
         detail = client.unyank(ref) if undo else client.yank(ref)
     typer.echo(f"{safe_text(detail['ref'])} {safe_text(detail['status'])}")
 

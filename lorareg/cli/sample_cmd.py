@@ -89,8 +89,9 @@ def _write_picture(out: Path, *, seed: int, refs: list[str], registry: str | Non
         if not registry:
             raise InputError("--made-with needs a registry: pass --registry URL or set LORAREG_REGISTRY")
         from lorareg.client import Client
+        from lorareg.client.credentials import token_for
 
-        with Client(registry) as client:
+        with Client(registry, token_for(registry)) as client:
             uses = [_use_of(client.resolve(ref), ref) for ref in refs]
     data = sample_picture(seed)
     _save_with_attribution(data, out, uses)

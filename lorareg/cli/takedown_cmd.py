@@ -76,6 +76,7 @@ def request(
 ) -> None:
     """File a takedown request against REF; print its tracking id (needs --good-faith)."""
     from lorareg.client import Client
+    from lorareg.client.credentials import token_for
 
     if not good_faith:
         raise InputError(
@@ -83,7 +84,7 @@ def request(
             f"{GOOD_FAITH_STATEMENT}"
         )
 
-    with Client(registry, token) as client:
+    with Client(registry, token_for(registry, token)) as client:
         answer = client.file_takedown(
             ref,
             reason=reason.value,
@@ -109,8 +110,9 @@ def status(
 ) -> None:
     """Show the status of a takedown request."""
     from lorareg.client import Client
+    from lorareg.client.credentials import token_for
 
-    with Client(registry, token) as client:
+    with Client(registry, token_for(registry, token)) as client:
         answer = client.takedown_status(request_id)
     if as_json:
         print_json(answer)
@@ -131,8 +133,9 @@ def list_requests(
 ) -> None:
     """List takedown requests, oldest first (needs a reviewer token)."""
     from lorareg.client import Client
+    from lorareg.client.credentials import token_for
 
-    with Client(registry, token) as client:
+    with Client(registry, token_for(registry, token)) as client:
         answer = client.list_takedowns(status)
     if as_json:
         print_json(answer)
@@ -157,6 +160,7 @@ def decide(
 ) -> None:
     """Decide a takedown request (needs a reviewer token)."""
     from lorareg.client import Client
+    from lorareg.client.credentials import token_for
 
     chosen = [
         name for name, flag in (("uphold", uphold), ("reject", reject), ("more-info", more_info)) if flag
@@ -165,7 +169,7 @@ def decide(
         raise InputError("give exactly one of --uphold, --reject, --more-info")
     if all_versions and chosen[0] != "uphold":
         raise InputError("--all-versions goes with --uphold only")
-    with Client(registry, token) as client:
+    with Client(registry, token_for(registry, token)) as client:
         answer = client.decide_takedown(
             request_id, decision=chosen[0], reason=reason, all_versions=all_versions
         )

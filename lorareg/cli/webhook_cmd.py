@@ -52,8 +52,9 @@ def add(
 ) -> None:
     """Register URL for the given events; prints the hook id and its secret (shown once)."""
     from lorareg.client import Client
+    from lorareg.client.credentials import token_for
 
-    with Client(registry, token) as client:
+    with Client(registry, token_for(registry, token)) as client:
         hook = client.add_webhook(url, list(event), namespace=namespace)
     if as_json:
         print_json(hook)
@@ -66,8 +67,9 @@ def add(
 def list_hooks(as_json: bool = _JSON, registry: str = _REGISTRY, token: str | None = _TOKEN) -> None:
     """The webhooks this token may manage."""
     from lorareg.client import Client
+    from lorareg.client.credentials import token_for
 
-    with Client(registry, token) as client:
+    with Client(registry, token_for(registry, token)) as client:
         answer = client.webhooks()
     if as_json:
         print_json(answer)
@@ -86,8 +88,9 @@ def delete(
 ) -> None:
     """Delete a webhook: no new deliveries are queued for it."""
     from lorareg.client import Client
+    from lorareg.client.credentials import token_for
 
-    with Client(registry, token) as client:
+    with Client(registry, token_for(registry, token)) as client:
         hook = client.delete_webhook(hook_id)
     typer.echo(f"{safe_text(hook['id'])} deleted")
 
@@ -101,8 +104,9 @@ def deliveries(
 ) -> None:
     """A webhook's delivery log, newest first: status, attempts and the last HTTP status code."""
     from lorareg.client import Client
+    from lorareg.client.credentials import token_for
 
-    with Client(registry, token) as client:
+    with Client(registry, token_for(registry, token)) as client:
         answer = client.webhook_deliveries(hook_id)
     if as_json:
         print_json(answer)
@@ -120,8 +124,9 @@ def redeliver(
 ) -> None:
     """Queue a delivery's event again (as a new delivery, due now)."""
     from lorareg.client import Client
+    from lorareg.client.credentials import token_for
 
-    with Client(registry, token) as client:
+    with Client(registry, token_for(registry, token)) as client:
         item = client.redeliver(hook_id, delivery_id)
     typer.echo(_delivery_line(item))
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lorareg.client import Client
+from lorareg.client.credentials import token_for
 from lorareg.client.revocations import revocations_from
 from lorareg.errors import InputError, NotFoundError, PayloadTooLargeError
 from lorareg.signing.policy import Policy
@@ -112,14 +113,14 @@ def _with_revocations(
 class _client:
     """A context around a registry argument: a URL opens (and closes) a Client; a Client is borrowed.
 
-    A URL's client sends ``LORAREG_TOKEN`` when it is set, as the CLI does, so ``registry=URL`` works with
-    a private catalogue (``LORAREG_READ=signed-in``); pass a ``Client(url, token)`` to choose the token.
+    A URL's client sends the token the CLI would (``credentials.token_for``: ``LORAREG_TOKEN``, else the
+    sign-in ``lorareg login`` stored for that URL), so ``registry=URL`` works with a private catalogue
+    (``LORAREG_READ=signed-in``); pass a ``Client(url, token)`` to choose the token.
     """
 
     def __init__(self, registry: str | Client) -> None:
         self._owned = isinstance(registry, str)
-        token = os.environ.get("LORAREG_TOKEN") or None
-        self._client = Client(registry, token) if isinstance(registry, str) else registry
+        self._client = Client(registry, token_for(registry)) if isinstance(registry, str) else registry
 
     def __enter__(self) -> Client:
         return self._client

@@ -11,6 +11,7 @@ from __future__ import annotations
 from lorareg.registry import web_sessions
 from lorareg.registry.aliases import Aliases, AliasRecord
 from lorareg.registry.auth import VIEWER_SCOPE, Principal, parse_duration
+from lorareg.registry.device_grants import DeviceGrants, GrantError, GrantView
 from lorareg.registry.previews import MAX_UPLOAD_BYTES as MAX_PREVIEW_UPLOAD_BYTES
 from lorareg.registry.previews import PreviewRecord, Previews, clean_image
 from lorareg.registry.publishing import read_stored_facts
@@ -51,6 +52,9 @@ __all__ = [
     "Aliases",
     "BlobRecord",
     "DeliveryRecord",
+    "DeviceGrants",
+    "GrantError",
+    "GrantView",
     "MemberRecord",
     "PreviewRecord",
     "Previews",

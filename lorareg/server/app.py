@@ -24,6 +24,7 @@ from lorareg.registry import Registry
 from lorareg.server import webhook_worker
 from lorareg.server.api import adapters as adapters_api
 from lorareg.server.api import aliases as aliases_api
+from lorareg.server.api import device as device_api
 from lorareg.server.api import similar as similar_api
 from lorareg.server.api import takedowns as takedowns_api
 from lorareg.server.api import webhooks as webhooks_api
@@ -36,6 +37,7 @@ from lorareg.server.read_access import ReadAccessMiddleware
 from lorareg.server.upload_limits import UploadSlots
 from lorareg.server.web import access as web_access
 from lorareg.server.web import api_docs
+from lorareg.server.web import device as web_device
 from lorareg.server.web import routes as web_routes
 from lorareg.server.web import sso as web_sso
 
@@ -66,11 +68,13 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
     app.include_router(webhooks_api.router)
     app.include_router(takedowns_api.router)
     app.include_router(similar_api.router)
+    app.include_router(device_api.router)  # lorareg login (RFC 8628)
     app.include_router(web_routes.router)
     app.include_router(api_docs.router)
     app.add_middleware(InputGuardMiddleware)  # innermost: before routing, inside the headers and the log
     app.include_router(web_access.router)
     app.include_router(web_sso.router)
+    app.include_router(web_device.router)  # /device: approve a lorareg login
     for middleware in web_routes.MIDDLEWARE:  # the web UI's security headers (CSP)
         app.add_middleware(middleware)
     app.add_middleware(ReadAccessMiddleware)  # LORAREG_READ=signed-in: no anonymous reads (docs/studio.md)

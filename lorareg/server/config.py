@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,6 +29,9 @@ DEFAULT_X_ACCEL_PREFIX = "/_lorareg_blobs/"  # nginx's internal location that al
 DEFAULT_BODY_TIMEOUT_S = 30  # a request body that sends nothing for this long is answered 408
 DEFAULT_MAX_CONCURRENT_UPLOADS = 32  # uploads in progress per process (their own worker threads)
 DEFAULT_MAX_UPLOADS_PER_TOKEN = 8  # uploads in progress per token
+DEFAULT_LOGIN_TOKEN_TTL_S = 12 * 3600  # `lorareg login` tokens last a working day (docs/deployment.md)
+DEFAULT_DEVICE_CODE_TTL_S = 600  # RFC 8628 expires_in: the person has 10 minutes to approve
+DEFAULT_DEVICE_INTERVAL_S = 5  # RFC 8628 interval: the CLI polls at most every 5 s
 READ_MODES = ("public", "signed-in")  # LORAREG_READ: who may read the catalogue (docs/studio.md)
 
 
@@ -69,6 +73,9 @@ class Settings:
     oidc_client_secret: str | None = field(default=None, repr=False)
     oidc_roles: str | None = None  # LORAREG_OIDC_ROLES: "group=viewer;team=publisher:ns;ops=admin"
     oidc_groups_claim: str = "groups"  # the ID-token claim that lists the user's groups
+    login_token_ttl_s: int = DEFAULT_LOGIN_TOKEN_TTL_S  # LORAREG_LOGIN_TOKEN_TTL: tokens of `lorareg login`
+    device_code_ttl_s: int = DEFAULT_DEVICE_CODE_TTL_S  # LORAREG_DEVICE_CODE_TTL_S: a code's expires_in
+    device_interval_s: int = DEFAULT_DEVICE_INTERVAL_S  # LORAREG_DEVICE_INTERVAL_S: least seconds per poll
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with the given non-``None`` fields replaced (explicit CLI flags win)."""
@@ -120,7 +127,23 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         oidc_client_secret=source.get("LORAREG_OIDC_CLIENT_SECRET") or None,
         oidc_roles=source.get("LORAREG_OIDC_ROLES") or None,
         oidc_groups_claim=source.get("LORAREG_OIDC_GROUPS_CLAIM") or "groups",
+        login_token_ttl_s=_duration_s(source, "LORAREG_LOGIN_TOKEN_TTL", DEFAULT_LOGIN_TOKEN_TTL_S),
+        device_code_ttl_s=_positive_int(source, "LORAREG_DEVICE_CODE_TTL_S", DEFAULT_DEVICE_CODE_TTL_S),
+        device_interval_s=_seconds(source, "LORAREG_DEVICE_INTERVAL_S", DEFAULT_DEVICE_INTERVAL_S),
     )
+
+
+def _duration_s(source: Mapping[str, str], name: str, default: int) -> int:
+    """A lifetime as ``12h``, ``30m``, ``7d`` or plain seconds (``3600``)."""
+    raw = (source.get(name) or "").strip()
+    if not raw:
+        return default
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    match = re.fullmatch(r"([1-9][0-9]{0,5})([smhd])", raw)
+    if match is None:
+        raise InputError(f"{name} must be a duration such as 12h, 30m, 7d or seconds; got {raw[:40]!r}")
+    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
 
 
 def _fraction(source: Mapping[str, str], name: str, default: float) -> float:

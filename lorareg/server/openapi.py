@@ -132,6 +132,65 @@ JSON_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/api/v1/takedowns"): TAKEDOWN_BODY,
     ("post", "/api/v1/takedowns/{request_id}/decision"): DECISION_BODY,
 }
+# ``lorareg login`` (RFC 8628) and token revocation (RFC 7009): urlencoded forms, OAuth-shaped errors.
+_DEVICE_CODE, _DEVICE_TOKEN, _REVOKE = "/api/v1/device/code", "/api/v1/device/token", "/api/v1/tokens/revoke"
+_FIELD = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": _TEXT_PATTERN}
+FORM_BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("post", _DEVICE_CODE): {
+        "type": "object",
+        "required": ["client_id"],
+        "properties": {
+            "client_id": {"type": "string", "enum": ["lorareg-cli"]},
+            "scope": {"type": "string", "enum": ["viewer", "publisher", "reviewer", "admin"]},
+        },
+    },
+    ("post", _DEVICE_TOKEN): {
+        "type": "object",
+        "required": ["grant_type", "device_code", "client_id"],
+        "properties": {
+            "grant_type": {"type": "string", "enum": ["urn:ietf:params:oauth:grant-type:device_code"]},
+            "device_code": _FIELD,
+            "client_id": {"type": "string", "enum": ["lorareg-cli"]},
+        },
+    },
+    ("post", _REVOKE): {"type": "object", "required": ["token"], "properties": {"token": _FIELD}},
+}
+OAUTH_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
+}
+# Routes whose refusals are RFC 6749 §5.2 JSON (what device-flow clients parse), by status.
+OAUTH_ERRORS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("post", _DEVICE_CODE): ("400", "429"),
+    ("post", _DEVICE_TOKEN): ("400",),
+    ("post", _REVOKE): ("400",),
+}
+OAUTH_ANSWERS: dict[tuple[str, str], dict[str, Any]] = {
+    ("post", _DEVICE_CODE): {
+        "type": "object",
+        "required": ["device_code", "user_code", "verification_uri", "expires_in", "interval"],
+        "properties": {
+            "device_code": {"type": "string"},
+            "user_code": {"type": "string", "pattern": "^[A-Z]{4}-[A-Z]{4}$"},
+            "verification_uri": {"type": "string"},
+            "verification_uri_complete": {"type": "string"},
+            "expires_in": {"type": "integer"},
+            "interval": {"type": "integer"},
+        },
+    },
+    ("post", _DEVICE_TOKEN): {
+        "type": "object",
+        "required": ["access_token", "token_type", "expires_in", "scope"],
+        "properties": {
+            "access_token": {"type": "string"},
+            "token_type": {"type": "string", "enum": ["Bearer"]},
+            "expires_in": {"type": "integer"},
+            "scope": {"type": "string"},
+        },
+    },
+    ("post", _REVOKE): {"type": "object"},
+}
 # A takedown-list ``status`` filter is checked too, but only on the route that has one.
 _STATUS_FILTER = {"type": "string", "enum": list(STATUSES)}
 
@@ -273,6 +332,16 @@ def _complete_operation(method: str, path: str, operation: dict[str, Any]) -> No
         statuses += ["401", "403"]
     for status in statuses:
         responses[status] = _error_answer(status)
+    for status in OAUTH_ERRORS.get(key, ()):
+        responses[status] = {
+            "description": "Refused (RFC 6749 §5.2: error, error_description)",
+            "content": {"application/json": {"schema": OAUTH_ERROR_SCHEMA}},
+        }
+    if key in OAUTH_ANSWERS:
+        responses["200"] = {
+            "description": "Done",
+            "content": {"application/json": {"schema": OAUTH_ANSWERS[key]}},
+        }
     for status, media_type in RAW_ANSWERS.get(key, {}).items():
         responses[status] = {
             "description": "Blob bytes" if status == "200" else "Partial content",
@@ -282,6 +351,11 @@ def _complete_operation(method: str, path: str, operation: dict[str, Any]) -> No
         operation["requestBody"] = {
             "required": True,
             "content": {"application/json": {"schema": JSON_BODIES[key]}},
+        }
+    if key in FORM_BODIES:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/x-www-form-urlencoded": {"schema": FORM_BODIES[key]}},
         }
     if key in RAW_BODIES:
         operation["requestBody"] = {

@@ -10,7 +10,10 @@ to prove it. Allowed anonymously, because a pipeline or a claimant must always r
 - filing a takedown (``POST /api/v1/takedowns``, ``POST /takedowns``, the ``/takedown`` form) and its
   status (``/api/v1/takedowns/{id}``, ``/takedowns/{id}``): whoever has a request's link may follow it;
 - signing in (``/sign-in``, ``/review/sign-in``), the SSO callbacks (``/auth/…``), static assets and
-  ``/healthz``.
+  ``/healthz``;
+- ``lorareg login``'s device-grant endpoints (``POST /api/v1/device/code``, ``/api/v1/device/token``) and
+  token revocation (``POST /api/v1/tokens/revoke``): the CLI has no token before, and holds the one it
+  revokes. The approval page ``/device`` is *not* open: it needs a session, so it redirects to sign-in.
 
 Credentials: a bearer token (any role; every role implies the ``viewer`` scope) or a web session cookie.
 Without them the API answers 401 (JSON error, ``WWW-Authenticate: Bearer``) and pages redirect (303) to
@@ -50,6 +53,8 @@ OPEN_ROUTES: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = (
     (_POST, re.compile(r"/review/sign-out")),
     (_READ_POST, re.compile(r"/auth/[a-z-]+(/[a-z-]+)?")),
     (_READ, re.compile(r"/static/[A-Za-z0-9._-]+")),
+    (_POST, re.compile(r"/api/v1/device/(code|token)")),  # lorareg login: the CLI has no token yet
+    (_POST, re.compile(r"/api/v1/tokens/revoke")),  # possession of the token in the body is the authority
 )
 
 

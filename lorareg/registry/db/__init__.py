@@ -1,6 +1,6 @@
 """The registry's database: tables (``tables``, ``takedown_tables``), engine and sessions (``engine``), and
 schema versions (``migrate``, the Alembic migrations in ``migrations/``); ``fingerprint_tables`` holds the
-weight fingerprints.
+weight fingerprints; ``device_tables`` the device grants of ``lorareg login``.
 
 Only ``lorareg.registry`` imports this package (a layering test enforces it): routes, pages and the CLI go
 through the registry service, never through tables. Importing the package registers every table on
@@ -10,6 +10,7 @@ through the registry service, never through tables. Importing the package regist
 from __future__ import annotations
 
 from lorareg.registry.db.alias_tables import Alias, NamespaceMember, OidcLogin
+from lorareg.registry.db.device_tables import DeviceGrant
 from lorareg.registry.db.engine import SQLITE_BUSY_TIMEOUT_MS, Database, open_database
 from lorareg.registry.db.fingerprint_tables import FingerprintBand, FingerprintRow, SimilarityFlag
 from lorareg.registry.db.tables import (
@@ -52,6 +53,7 @@ __all__ = [
     "Blob",
     "Database",
     "Derivation",
+    "DeviceGrant",
     "FingerprintBand",
     "FingerprintRow",
     "Namespace",
