@@ -4,10 +4,12 @@ One run: generate an adapter of ``--size-mib`` (default 1024), start ``lorareg s
 it with ``lorareg publish`` (peak RSS of server and client sampled), then ``--runs`` rounds of: ``curl -o``
 of the blob URL (the baseline: no hashing, no verification) and ``lorareg pull --verify`` into a fresh cache
 (revocation list, download with the one digest the signature check needs computed as the bytes arrive,
-signature, facts and policy checks), in alternating order, each started with no dirty pages left by the
-previous one (``sync``), so neither pays for the other's writes. Prints medians, the ratio (target <=
-1.25x), CPU seconds per command, the CLI's start-up floor (``lorareg --help``) and peak RSS (target < 150 MB
-for server and clients); exits 1 when a target is missed.
+signature, facts and policy checks) and ``lorareg pull --verify --out DIR`` (the same, plus the verified
+file placed in DIR by reflink or hard link: issue 18's one write per pull), each going first in turn, each
+started with no dirty pages left by the previous one (``sync``), so none pays for another's writes. Prints
+medians, the ratios (pull/curl target <= 1.25x; pull --out / pull target <= 1.1x), CPU seconds per
+command, the CLI's start-up floor (``lorareg --help``) and peak RSS (target < 150 MB for server and
+clients); exits 1 when a target is missed.
 
     .venv/bin/python -m benchmarks.pull                 # 1 GiB, 5 rounds
     .venv/bin/python -m benchmarks.pull --size-mib 64 --runs 3
@@ -52,6 +54,7 @@ from lorareg.signing.trust import TrustStore  # noqa: E402
 SAMPLE_INTERVAL_S = 0.02  # RSS sampling period
 MIB = 2**20
 TARGET_RATIO = 1.25  # pull --verify / curl -o, medians
+TARGET_OUT_RATIO = 1.1  # pull --verify --out DIR / pull --verify (issue 18: one write per pull)
 TARGET_RSS_BYTES = 150 * 10**6  # peak RSS of the server and of each client
 MANIFEST = """name = "bench/large"
 version = "1.0.0"
@@ -161,16 +164,22 @@ def run(tmp: Path, *, size: int, runs: int) -> None:
         blob_url = urljoin(f"{url}/", answer["blob_url"])  # relative unless LORAREG_PUBLIC_URL is set
         curl = ["curl", "-sSf", "-o", str(tmp / "curl.out"), blob_url]
         pull = [*_lorareg(), "pull", "bench/large@1.0.0", "--verify", "--trust", str(trust_path)]
-        timings = {"curl": Timings(), "pull": Timings(), "help": Timings()}
+        timings = {"curl": Timings(), "pull": Timings(), "pull-out": Timings(), "help": Timings()}
         for i in range(runs):
             pull_env = {**env, "LORAREG_CACHE": str(tmp / f"cache-{i}")}
-            order = [("curl", curl, env), ("pull", pull, pull_env)]
-            for name, command, command_env in order if i % 2 == 0 else reversed(order):
+            out_env = {**env, "LORAREG_CACHE": str(tmp / f"cache-out-{i}")}
+            order = [
+                ("curl", curl, env),
+                ("pull", pull, pull_env),
+                ("pull-out", [*pull, "--out", str(tmp / f"out-{i}")], out_env),
+            ]
+            for name, command, command_env in order[i % 3 :] + order[: i % 3]:  # each goes first in turn
                 os.sync()  # the previous command's writes are not this one's cost
-                label = "pull client" if name == "pull" else ""
+                label = "pull client" if name != "curl" else ""
                 timings[name].add(*_timed_process(command, env=command_env, rss=rss, label=label))
             (tmp / "curl.out").unlink()
-            shutil.rmtree(tmp / f"cache-{i}")
+            for leftover in (f"cache-{i}", f"cache-out-{i}", f"out-{i}"):
+                shutil.rmtree(tmp / leftover)
             timings["help"].add(*_timed_process([*_lorareg(), "--help"], env=env, rss=None, label=""))
     finally:
         rss.stop()
@@ -182,20 +191,24 @@ def run(tmp: Path, *, size: int, runs: int) -> None:
 
 def _report(size: int, timings: dict[str, Timings], peaks: dict[str, int]) -> bool:
     """Print the results; return whether every target was met."""
-    curl, pull = (statistics.median(timings[n].wall) for n in ("curl", "pull"))
-    for name, title in (("curl", "curl -o"), ("pull", "pull --verify")):
+    curl, pull, out = (statistics.median(timings[n].wall) for n in ("curl", "pull", "pull-out"))
+    titles = (("curl", "curl -o"), ("pull", "pull --verify"), ("pull-out", "pull --verify --out"))
+    for name, title in titles:
         runs = timings[name]
         wall = statistics.median(runs.wall)
         print(
-            f"{title:16} median {wall:.2f} s ({size / MIB / wall:,.0f} MiB/s), "
+            f"{title:20} median {wall:.2f} s ({size / MIB / wall:,.0f} MiB/s), "
             f"CPU {statistics.median(runs.cpu):.2f} s; runs {_fmt(runs.wall)}"
         )
-    print(f"lorareg --help   median {statistics.median(timings['help'].wall):.2f} s (CLI start-up floor)")
+    print(f"lorareg --help       median {statistics.median(timings['help'].wall):.2f} s (CLI start-up floor)")
     ratio = pull / curl
     print(f"ratio pull/curl: {ratio:.2f}x (target <= {TARGET_RATIO}x)")
+    out_ratio = out / pull
+    print(f"ratio pull --out / pull: {out_ratio:.2f}x (target <= {TARGET_OUT_RATIO}x)")
     for label, peak in sorted(peaks.items()):
         print(f"peak RSS {label:15} {peak / 1e6:6.0f} MB (target < {TARGET_RSS_BYTES / 1e6:.0f} MB)")
-    return ratio <= TARGET_RATIO and all(peak < TARGET_RSS_BYTES for peak in peaks.values())
+    within = ratio <= TARGET_RATIO and out_ratio <= TARGET_OUT_RATIO
+    return within and all(peak < TARGET_RSS_BYTES for peak in peaks.values())
 
 
 def _fmt(values: list[float]) -> str:
