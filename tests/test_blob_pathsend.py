@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import http.client
+import logging
 import socket
 import threading
 import time
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 
@@ -177,3 +179,21 @@ def _asgi_get(app: Any, path: str, headers: dict[bytes, bytes]) -> list[dict[str
 
     asyncio.run(app(scope, receive, send))
     return sent
+
+
+def test_the_access_log_counts_the_bytes_a_pathsend_sent(
+    live_server: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = live_server.add_publisher("acme")
+    path, bundle = live_server.adapter("acme/ink", "1.0.0")
+    with live_server.client(token) as client:
+        client.publish(path, bundle)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    with caplog.at_level(logging.INFO, logger="lorareg.access"):
+        answer = httpx.get(f"{live_server.url}/api/v1/blobs/sha256/{digest}", timeout=10)
+        assert answer.content == path.read_bytes()
+        deadline = time.monotonic() + 5  # the server thread logs once the app returned, after the answer
+        while not (lines := [r.getMessage() for r in caplog.records if digest in r.getMessage()]):
+            assert time.monotonic() < deadline, "no access-log line"
+            time.sleep(0.02)
+    assert lines[-1].endswith(f"out={path.stat().st_size}")
