@@ -21,6 +21,8 @@ import lorareg.cli  # noqa: F401 - installs the plain coercion hook
 from tests.fixtures.keys import KeyFiles
 
 HEAVY = ("pydantic", "rich", "httpx._main", "torch")
+# what the server, the loader and the catalogue need, and a local ``verify`` never does (issue 18, item 3)
+NOT_FOR_VERIFY = ("httpx", "sqlalchemy", "fastapi", "starlette", "uvicorn", "numpy", "PIL", "jinja2")
 MANIFEST = """\
 name = "acme/startup"
 version = "1.0.0"
@@ -35,11 +37,13 @@ status = "not-required"
 """
 
 
-def heavy_imports_of(*args: str, env: dict[str, str], before_main: str = "") -> tuple[int, str]:
-    """Run ``lorareg ARGS`` in a fresh interpreter; return its exit code and the heavy modules it imported."""
+def heavy_imports_of(
+    *args: str, env: dict[str, str], before_main: str = "", modules: tuple[str, ...] = HEAVY
+) -> tuple[int, str]:
+    """Run ``lorareg ARGS`` in a fresh interpreter; return its exit code and which ``modules`` it imported."""
     code = (
         "import atexit, sys\n"
-        f"atexit.register(lambda: print('HEAVY', sorted(m for m in {HEAVY!r} if sys.modules.get(m))))\n"
+        f"atexit.register(lambda: print('HEAVY', sorted(m for m in {modules!r} if sys.modules.get(m))))\n"
         f"sys.argv = ['lorareg', *{list(args)!r}]\n"
         "from lorareg.cli import main\n"
         f"{before_main}\n"
@@ -74,6 +78,8 @@ def test_verify_of_a_signed_adapter_imports_no_heavy_module(
     subprocess.run([*sign, "--key", str(publisher_key.private_path)], check=True, env=cli_env, timeout=60)
     args = ("verify", str(adapter_path), "--key", str(publisher_key.public_path))
     code, heavy = heavy_imports_of(*args, env=cli_env)
+    assert (code, heavy) == (0, "[]")
+    code, heavy = heavy_imports_of(*args, env=cli_env, modules=NOT_FOR_VERIFY)
     assert (code, heavy) == (0, "[]")
 
 
@@ -132,3 +138,34 @@ def test_values_typer_refuses_are_still_refused(args: list[str], message: str) -
     result = CliRunner().invoke(_echo_app(), args)
     assert result.exit_code == 2
     assert message in result.output
+
+
+SINGLE_COMMAND_RUNS = [
+    ["verify", "--help"],
+    ["pull", "--help"],
+    ["--debug", "verify", "--help"],
+    ["verify"],
+    ["pull", "acme/x", "--bogus"],
+    ["inspect", "--help"],
+]
+
+
+@pytest.mark.parametrize("args", SINGLE_COMMAND_RUNS, ids=[" ".join(a) for a in SINGLE_COMMAND_RUNS])
+def test_the_one_command_app_answers_exactly_as_the_full_app(args: list[str]) -> None:
+    """``main`` builds only the command it runs; its help and usage errors are the full app's, to the byte."""
+    from lorareg.cli import _app_for, app
+
+    single = _app_for(args)
+    assert single is not app
+    assert [info.name for info in single.registered_commands] == [next(a for a in args if a != "--debug")]
+    full, fast = CliRunner().invoke(app, args), CliRunner().invoke(single, args)
+    assert (fast.exit_code, fast.output) == (full.exit_code, full.output)
+
+
+@pytest.mark.parametrize(
+    "args", [[], ["--help"], ["--version"], ["trust", "list"], ["no-such-command"], ["--debug"]]
+)
+def test_groups_root_options_and_unknown_names_get_the_full_app(args: list[str]) -> None:
+    from lorareg.cli import _app_for, app
+
+    assert _app_for(args) is app

@@ -51,6 +51,7 @@ def serve(
 
     from lorareg.server.app import create_app, open_registry_for
     from lorareg.server.config import check_read_mode, settings_from_env
+    from lorareg.server.pathsend import UVICORN_OPTIONS
 
     settings = settings_from_env().with_overrides(
         home=data, read=check_read_mode(read, "--read") if read is not None else None
@@ -79,6 +80,7 @@ def serve(
         access_log=False,
         log_level="info",
         proxy_headers=False,  # the app honours forwarded headers itself, from LORAREG_TRUSTED_PROXIES only
+        **UVICORN_OPTIONS,  # blobs sent with sendfile (docs/deployment.md, "Without a proxy")
     )
 
 

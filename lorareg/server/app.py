@@ -11,6 +11,7 @@ carry a secret), status (500 for a crash), duration and bytes in/out; control ch
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -137,6 +138,8 @@ class AccessLogMiddleware:
                 state["status"] = message["status"]
             elif message["type"] == "http.response.body":
                 state["out"] += len(message.get("body", b""))
+            elif message["type"] == "http.response.pathsend":  # the server sends the whole file
+                state["out"] += os.stat(message["path"]).st_size
             await send(message)
 
         try:

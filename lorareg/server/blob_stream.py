@@ -8,6 +8,10 @@ in page clearing, ~16% in thread hand-offs with 16 concurrent downloads). Here t
 than the hand-off it replaces, and the kernel is told the access is sequential and asked to read ahead
 (``posix_fadvise``) so a cold file mostly arrives before it is asked for. Only the filesystem store has a
 file to read; other stores keep the threaded iterator.
+
+When the ASGI server offers the ``http.response.pathsend`` extension (``lorareg serve`` adds it to uvicorn:
+``server/pathsend.py``; Granian has it) and the whole file is asked for, :class:`BlobFileResponse` does not
+read the file at all: the server sends it with sendfile, zero-copy, and no buffer per client.
 """
 
 from __future__ import annotations
@@ -16,9 +20,46 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
 from lorareg.errors import StorageError
 
 READ_AHEAD_CHUNKS = 8  # chunks the kernel is asked to prefetch beyond the one being read
+PATHSEND = "http.response.pathsend"  # the ASGI extension: the server sends a whole file by its path
+
+
+class BlobFileResponse(StreamingResponse):
+    """Bytes ``[start, end)`` of a blob file: handed to the server by path when it can send the whole file
+    itself (``pathsend``), else read here with :func:`file_chunks`.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        start: int,
+        end: int,
+        *,
+        whole_file: bool,
+        chunk_bytes: int,
+        status_code: int,
+        headers: dict[str, str],
+    ) -> None:
+        super().__init__(
+            file_chunks(path, start, end, chunk_bytes=chunk_bytes),  # opens the file only when iterated
+            status_code=status_code,
+            headers=headers,
+            media_type="application/octet-stream",
+        )
+        self.path, self.whole_file = path, whole_file
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``pathsend`` for a whole file where the server offers it; the streamed body otherwise."""
+        if not (self.whole_file and PATHSEND in scope.get("extensions", {})):
+            await super().__call__(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send({"type": PATHSEND, "path": str(self.path)})
 
 
 async def file_chunks(path: Path, start: int, end: int, *, chunk_bytes: int) -> AsyncIterator[bytes]:

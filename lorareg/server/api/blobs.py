@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from lorareg.errors import GoneError, StorageError
 from lorareg.registry import BlobRecord, Registry
-from lorareg.server.blob_stream import file_chunks
+from lorareg.server.blob_stream import BlobFileResponse
 from lorareg.server.config import PRESIGNED_URL_TTL_S, Settings
 from lorareg.server.deps import PrincipalDep, RegistryDep, SettingsDep, optional_principal
 from lorareg.server.errors import error_response
@@ -94,13 +94,18 @@ def get_blob(digest: str, request: Request, registry: RegistryDep, settings: Set
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type="application/octet-stream")
     located = registry.blob_file(blob.sha256)
-    body = (
-        file_chunks(located[1], span.start, span.end, chunk_bytes=settings.chunk_bytes)
-        if located is not None
-        else _chunks(registry, blob.sha256, span)
-    )
+    if located is not None:
+        return BlobFileResponse(
+            located[1],
+            span.start,
+            span.end,
+            whole_file=wanted is None,
+            chunk_bytes=settings.chunk_bytes,
+            status_code=status,
+            headers=headers,
+        )
     return StreamingResponse(
-        body,
+        _chunks(registry, blob.sha256, span),
         status_code=status,
         headers=headers,
         media_type="application/octet-stream",
