@@ -16,6 +16,7 @@ import pytest
 
 import tests.support.fingerprint_variants as v
 from tests.support.cli_runner import run_main
+from tests.support.safetensors_builders import entry, safetensors_bytes
 
 KEYS = [
     "similarity",
@@ -108,6 +109,17 @@ def test_inspect_fingerprint_adds_the_pooled_summary(
     assert doc["fingerprint"]["family"] == "sd1" and len(doc["fingerprint"]["pooled"]) == 256
     code, out, _ = run_main(monkeypatch, capsys, "inspect", str(pair[0]), "--json")
     assert "fingerprint" not in json.loads(out)
+
+
+def test_inspect_fingerprint_of_a_file_without_adapter_modules_is_one_line_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The sketch runs in a forked child: its refusal must come back as the same one-line error."""
+    plain = tmp_path / "plain.safetensors"
+    plain.write_bytes(safetensors_bytes({"model.weight": entry("F32", [2, 2], 0, 16)}, bytes(16)))
+    code, out, err = run_main(monkeypatch, capsys, "inspect", str(plain), "--json", "--fingerprint")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "no adapter modules of a known kind" in err
 
 
 @pytest.mark.parametrize("args", [["--help"], ["compare", "--help"]], ids=["root-help", "compare-help"])

@@ -132,11 +132,6 @@ class Adapter:
             total = product if total is None else total + product
         return total
 
-    def map_names(self, work: Callable[[str], _T]) -> Iterator[tuple[str, _T]]:
-        """``(name, work(name))`` for every canonical module (sorted), on up to ``MAX_WORKERS`` threads."""
-        names = sorted(self.modules)
-        yield from zip(names, parallel_map(work, names), strict=True)
-
     def _project_source(self, source: ModuleSource, left_of: Projector, right_of: Projector) -> F32:
         p = source.parts
         if not _is_plain_lora(p):
