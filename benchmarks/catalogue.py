@@ -37,15 +37,14 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from sqlmodel import Session
 
+from benchmarks import _bulk as bulk
 from benchmarks._postgres import fresh_database, throwaway_cluster
 from benchmarks._server import free_port, wait_healthy
 from lorareg.demo.catalogue import seed_demo
 from lorareg.demo.samples import sample_adapter_bytes
 from lorareg.manifest.drafting import ManifestDraft
-from lorareg.registry.db import Adapter, Namespace, Version, VersionCreator
-from lorareg.registry.search import index_versions
+from lorareg.registry.db import Namespace, TlogLeaf, Version
 from lorareg.registry.service import default_database_url, open_registry
 from lorareg.signing.keys import generate
 from lorareg.signing.sign import sign_file
@@ -62,7 +61,7 @@ STATUSES = ("obtained", "not-required", "public-domain", "unknown")
 CREATORS = tuple(
     f"{a} {b}" for a in ("Mara", "Hana", "Leo", "Ilya", "Sam", "Noor") for b in ("Quist", "Sato", "Marsh")
 )
-BATCH = 5000  # rows per executemany
+BATCH = 10_000  # versions per bulk transaction (executemany / COPY)
 PUBLISHERS = 4  # concurrent publishing clients
 QUERIES = [  # the mix; each is run `--rounds` times per size
     {"q": "pixel"},
@@ -166,19 +165,29 @@ def seed(data_dir: Path, url: str, count: int) -> None:
     namespaces = [f"bench-{i}" for i in range(50)]
     with engine.begin() as conn:
         conn.execute(sa.insert(Namespace.__table__), [{"name": n, "created": now} for n in namespaces])
-    remaining = count - existing
-    while remaining > 0:
-        size = min(BATCH, remaining)
-        rows = [_clone(template, next_id + i, rng, namespaces, now) for i in range(size)]
-        _insert(engine, rows, now)
-        next_id += size
-        remaining -= size
-    if engine.dialect.name == "postgresql":  # rows were inserted behind the sequence's back; refresh stats
+    with engine.begin() as conn:
+        first_leaf = conn.execute(sa.select(sa.func.max(TlogLeaf.__table__.c.idx))).scalar_one() + 1
+
+    def batches() -> Iterator[list[dict[str, Any]]]:
+        start, end = next_id, next_id + count - existing
+        for low in range(start, end, BATCH):
+            yield [_clone(template, i, rng, namespaces, now) for i in range(low, min(low + BATCH, end))]
+
+    bulk.load(engine, batches(), first_leaf=first_leaf, now=now)
+    _analyse(engine)
+    engine.dispose()
+
+
+def _analyse(engine: sa.Engine) -> None:
+    """One ANALYZE after the load (PostgreSQL: VACUUM ANALYZE, and the id sequence moved past the clones)."""
+    if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
             conn.execute(sa.text("SELECT setval('versions_id_seq', (SELECT max(id) FROM versions))"))
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text("VACUUM ANALYZE"))
-    engine.dispose()
+    else:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ANALYZE"))
 
 
 def _clone(
@@ -204,22 +213,6 @@ def _clone(
         "published_at": now - timedelta(seconds=row_id),
         "yanked": rng.random() < 0.02,
     }
-
-
-def _insert(engine: sa.Engine, rows: list[dict[str, Any]], now: datetime) -> None:
-    """Bulk-insert rows; the full-text index goes through the service's own ``index_version``."""
-    with Session(engine) as session:
-        session.execute(
-            sa.insert(Adapter.__table__),
-            [{"name": r["name"], "namespace": r["name"].split("/")[0], "created": now} for r in rows],
-        )
-        session.execute(sa.insert(Version.__table__), rows)
-        session.execute(
-            sa.insert(VersionCreator.__table__),
-            [{"version_id": r["id"], "name_key": c.lower()} for r in rows for c in r["creators"]],
-        )
-        index_versions(session, [Version(**row) for row in rows])
-        session.commit()
 
 
 @contextlib.contextmanager

@@ -1,0 +1,34 @@
+"""catalogue at a million versions (issue 18): versions by blob, best first, without reading them all
+
+``ix_versions_blob_status (sha256, revoked, yanked, published_at, id)`` replaces ``ix_versions_sha256`` (its
+prefix serves every lookup the old index served, the foreign key from ``versions.sha256`` included). With
+``sha256``, ``revoked`` and ``yanked`` fixed, the newest versions of a blob are an index range read backwards:
+resolving a hash and expanding a similar blob to its versions read a page of rows, not every version of a blob
+published under many names (one blob under 10^6 names took seconds per publish).
+
+Revision ID: 0008
+Revises: 0007
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0008"
+down_revision: str | Sequence[str] | None = "0007"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("versions", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_versions_blob_status", ["sha256", "revoked", "yanked", "published_at", "id"], unique=False
+        )
+        batch_op.drop_index("ix_versions_sha256")
+
+
+def downgrade() -> None:
+    raise NotImplementedError("lorareg has no downgrades: restore the backup taken before upgrading")
