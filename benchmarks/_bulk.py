@@ -1,11 +1,12 @@
 """Bulk loading of cloned catalogue rows for the catalogue and page benchmarks (10^6 versions in minutes).
 
 Publishing one version writes, in one transaction: its ``versions`` row, an ``adapters`` row for a new
-name, ``version_creators`` rows, its ``version_fts`` row (``search.document_words``) and a ``tlog_leaves``
-leaf whose index the version row keeps (``tlog_index``). This module writes exactly those rows for many
-clones at once, without the ORM: on SQLite through ``executemany`` on the driver connection in large
-transactions; on PostgreSQL with ``COPY`` (the ``tsvector`` given as its text form, words quoted, so it
-equals ``array_to_tsvector`` of the same words). The caller runs one ANALYZE at the end.
+name, ``version_creators`` rows, its ``version_fts`` row (``search.document_words``; on SQLite also its
+words in ``version_fts_terms``) and a ``tlog_leaves`` leaf whose index the version row keeps
+(``tlog_index``). This module writes exactly those rows for many clones at once, without the ORM: on
+SQLite through ``executemany`` on the driver connection in large transactions; on PostgreSQL with ``COPY``
+(the ``tsvector`` given as its text form, words quoted, so it equals ``array_to_tsvector`` of the same
+words). The caller runs one ANALYZE at the end.
 
 Column values are the database's own encodings (SQLite keeps naive UTC text and 0/1, PostgreSQL ``json``,
 ``bytea`` and ``timestamptz``), produced by the same SQLAlchemy column types publishing uses.
@@ -101,6 +102,8 @@ def _sqlite_batch(driver: Any, tables: dict[str, Any]) -> None:
         "INSERT INTO version_fts (rowid, document) VALUES (?, ?)",
         [(rowid, " ".join(words)) for rowid, words in tables["version_fts"]],
     )
+    terms = sorted({w for _, words in tables["version_fts"] for w in words})
+    driver.executemany("INSERT OR IGNORE INTO version_fts_terms (term) VALUES (?)", [(t,) for t in terms])
     driver.execute("COMMIT")
 
 

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from lorareg.registry import catalog, search
-from lorareg.registry.db import Version
+from lorareg.registry.db import Version, migrate
 from lorareg.registry.records import SearchQuery, SortOrder
 from lorareg.registry.service import Registry, open_registry
 from tests.fixtures.registry import Publisher, build_adapter, make_publisher
@@ -108,6 +108,43 @@ def test_rare_and_common_words_page_the_same_in_either_query_shape(
     expected = ["acme/a0@1.0.0", "acme/a3@1.0.0", "acme/a6@1.0.0"]
     assert names == (expected if sort == "name" else expected[::-1])
     assert _pages(registry, SearchQuery(text="nothingmatchesthis", sort=sort)) == []
+
+
+@pytest.mark.parametrize("max_terms", [1, 64], ids=["prefix-term", "expanded-terms"])
+def test_a_word_finds_every_word_it_prefixes_whether_expanded_or_not(
+    registry: Registry, publisher: Publisher, monkeypatch: pytest.MonkeyPatch, max_terms: int
+) -> None:
+    for i, text in enumerate(["inkwell", "ink", "moss", "inky", "Ink-Jet"]):
+        publisher.publish(f"c{i}", "1.0.0", description=f"{text} study")
+    monkeypatch.setattr(search, "SQLITE_PREFIX_MAX_TERMS", max_terms)
+
+    assert _pages(registry, SearchQuery(text="ink")) == [
+        "acme/c4@1.0.0",
+        "acme/c3@1.0.0",
+        "acme/c1@1.0.0",
+        "acme/c0@1.0.0",
+    ]
+    assert _pages(registry, SearchQuery(text="ink jet", sort="name")) == ["acme/c4@1.0.0"]
+    assert _pages(registry, SearchQuery(text="inkz")) == []
+    assert _pages(registry, SearchQuery(text="ink zzz")) == []
+
+
+def test_upgrading_to_0008_lists_the_words_already_indexed(tmp_path: Path) -> None:
+    """A database at 0007 (no word list) upgraded to 0008: its versions are found by prefix at once."""
+    url = f"sqlite:///{tmp_path / 'lorareg.db'}"
+    publisher = make_publisher(open_registry(tmp_path / "data", database_url=url), "acme")
+    publisher.publish("ink", "1.0.0", description="inkwell study")
+    publisher.registry.db.engine.dispose()
+    with sa.create_engine(url).begin() as conn:  # back to what 0007 left
+        conn.exec_driver_sql("DROP TABLE version_fts_terms")
+        conn.exec_driver_sql("DROP INDEX ix_versions_blob_status")
+        conn.exec_driver_sql("CREATE INDEX ix_versions_sha256 ON versions (sha256)")
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0007'")
+
+    assert migrate.upgrade(url) == "0008"
+
+    registry = open_registry(tmp_path / "data", database_url=url)
+    assert [v.name for v in registry.search(SearchQuery(text="inkw")).items] == ["acme/ink"]
 
 
 def test_one_blob_under_many_names_resolves_and_expands_best_first(

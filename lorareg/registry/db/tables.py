@@ -206,8 +206,10 @@ class RegistryKeySet(SQLModel, table=True):
 # The full-text index (see search.py), one table per engine under one name, keyed by versions.id. Versions are
 # immutable, so rows are only ever inserted. Migrations carry their own frozen copy of these statements;
 # these serve ``SQLModel.metadata.create_all`` (scratch databases in tests and benchmarks).
+FTS_TERMS_TABLE = f"{FTS_TABLE}_terms"  # SQLite: every indexed word, to expand query prefixes (0008)
 SQLITE_FTS_DDL = (
     f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5(document, content='', tokenize='unicode61')",
+    f"CREATE TABLE IF NOT EXISTS {FTS_TERMS_TABLE} (term TEXT PRIMARY KEY) WITHOUT ROWID",
 )
 POSTGRES_FTS_DDL = (
     f"CREATE TABLE IF NOT EXISTS {FTS_TABLE} (version_id INTEGER PRIMARY KEY REFERENCES versions (id), "
