@@ -30,6 +30,12 @@ from lorareg.registry.records import (
 
 MIN_AUTOV3_PREFIX_HEX = 12  # A1111's "Lora hashes" carry the first 12 hex of AutoV3
 _HEX_RE = re.compile(r"^[0-9a-f]+$")
+_STATUS_ORDER = (
+    (False, False),
+    (False, True),
+    (True, False),
+    (True, True),
+)  # (revoked, yanked): active first
 
 
 def blob_record(row: Blob) -> BlobRecord:
@@ -213,21 +219,33 @@ def _is_release() -> sa.ColumnElement[int]:
 def _by_hash(session: Session, text: str) -> Version:
     if not _HEX_RE.match(text):
         raise InputError(f"reference {text[:80]!r} is neither namespace/name[@version] nor a hex digest")
-    blobs = select(col(Blob.sha256)).where(_hash_condition(text))
-    row = session.exec(
-        select(Version)
-        .where(col(Version.sha256).in_(blobs))
-        .order_by(
-            col(Version.revoked),
-            col(Version.yanked),
-            sa.desc(col(Version.published_at)),
-            sa.desc(col(Version.id)),
-        )
-        .limit(1)
-    ).first()
-    if row is None:
+    digests = session.exec(select(col(Blob.sha256)).where(_hash_condition(text))).all()
+    best = [row for digest in digests for row in versions_of_blob(session, digest, limit=1)]
+    if not best:
         raise NotFoundError(f"no published version has a hash {text}")
-    return row
+    return min(best, key=lambda r: (r.revoked, r.yanked, -r.published_at.timestamp(), -(r.id or 0)))
+
+
+def versions_of_blob(session: Session, sha256: str, *, limit: int) -> list[Version]:
+    """Up to ``limit`` versions publishing blob ``sha256``: active first, then yanked, then revoked; newest
+    first within each.
+
+    A blob may be published under any number of names, so this never reads them all: each status is an
+    equality prefix of ``ix_versions_blob_status`` (migration 0008), read backwards until ``limit`` rows.
+    """
+    found: list[Version] = []
+    for revoked, yanked in _STATUS_ORDER:
+        if len(found) >= limit:
+            break
+        found += session.exec(
+            select(Version)
+            .where(
+                col(Version.sha256) == sha256, col(Version.revoked) == revoked, col(Version.yanked) == yanked
+            )
+            .order_by(sa.desc(col(Version.published_at)), sa.desc(col(Version.id)))
+            .limit(limit - len(found))
+        ).all()
+    return found
 
 
 def _hash_condition(text: str) -> sa.ColumnElement[bool]:

@@ -28,9 +28,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from lorareg.errors import InputError
-from lorareg.registry.db import FTS_TABLE, Version, VersionCreator
+from lorareg.registry.db import FTS_TABLE, FTS_TERMS_TABLE, Version, VersionCreator
 from lorareg.registry.records import MAX_PAGE_LIMIT, SearchQuery
 
 MAX_QUERY_WORDS = 16  # words of free text used; the rest is ignored
@@ -40,8 +41,16 @@ MAX_CURSOR_ID = 2**31 - 1  # versions.id is a 32-bit INTEGER on PostgreSQL
 # Above this many versions by one creator, SQLite walks the sort order's index instead of sorting the matches
 # (see _creator_match); sorting costs ~3 us per match (wide rows), walking ~0.1 us per version passed over.
 SQLITE_CREATOR_SORT_MAX_ROWS = 500
+# Newest versions whose full-text matches a "newest" text search reads before falling back to every match
+# (see _newest_text_window): a page needs 21 matches, found in the window for words in >= 1% of versions.
+SQLITE_TEXT_WINDOW = 2000
+# Up to this many full-text matches, SQLite looks them up and sorts them rather than walking the sort order
+SQLITE_TEXT_LOOKUP_MAX_ROWS = 2000
+SQLITE_PREFIX_MAX_TERMS = 64  # a query word prefixing more indexed words than this stays an FTS5 prefix term
 _WORD_RE = re.compile(r"[^\W_]+")  # runs of letters and digits
 _FTS = sa.table(FTS_TABLE, sa.column("rowid", sa.Integer), sa.column(FTS_TABLE, sa.String))
+_TERMS = sa.table(FTS_TERMS_TABLE, sa.column("term", sa.String))
+_MAX_CHAR = "\U0010ffff"  # sorts after every character: [word, word + _MAX_CHAR) holds the words it prefixes
 _TSV = sa.table(FTS_TABLE, sa.column("version_id", sa.Integer), sa.column("document"))
 
 
@@ -58,6 +67,11 @@ def index_versions(session: Session, rows: list[Version]) -> None:
     if session.get_bind().dialect.name == "sqlite":
         statement = f"INSERT INTO {FTS_TABLE} (rowid, document) VALUES (:id, :document)"  # noqa: S608
         params = [{"id": r.id, "document": " ".join(document_words(r))} for r in rows]
+        terms = sorted({w for p in params for w in str(p["document"]).split()})
+        session.execute(
+            sa.text(f"INSERT OR IGNORE INTO {FTS_TERMS_TABLE} (term) VALUES (:term)"),  # noqa: S608
+            [{"term": t} for t in terms],
+        )
     else:
         statement = (
             f"INSERT INTO {FTS_TABLE} (version_id, document) "  # noqa: S608  (constant identifier only)
@@ -86,12 +100,18 @@ def search_versions(session: Session, query: SearchQuery) -> tuple[list[Version]
         raise InputError(f"limit must be at least 1, got {query.limit}")
     limit = min(query.limit, MAX_PAGE_LIMIT)
     stmt = select(Version).where(col(Version.yanked) == sa.false(), col(Version.revoked) == sa.false())
-    for condition in _filters(session, query):
-        stmt = stmt.where(condition)
     if query.cursor:
         stmt = stmt.where(_after_cursor(query.sort, decode_cursor(query.cursor, sort=query.sort)))
-    stmt = stmt.order_by(*_order(query.sort)).limit(limit + 1)
-    rows = list(session.exec(stmt).all())
+    stmt = stmt.order_by(*_order(query.sort))
+    filters = _filters(session, query)
+    words = match_words(query.text)
+    rows = None
+    if words and query.sort == "newest" and session.get_bind().dialect.name == "sqlite":
+        rows = _newest_text_window(session, stmt, filters, words, wanted=limit + 1)
+    if rows is None:
+        if words:
+            filters.append(_text_match(session, words))
+        rows = list(session.exec(stmt.where(*filters).limit(limit + 1)).all())
     next_cursor = encode_cursor(query.sort, rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], next_cursor
 
@@ -162,9 +182,6 @@ def _filters(session: Session, query: SearchQuery) -> list[ColumnElement[bool]]:
     if query.namespace:  # names are "ns/adapter": a range on the name index, never LIKE ('0' follows '/')
         ns = query.namespace.strip()
         conditions.append(sa.and_(col(Version.name) >= ns + "/", col(Version.name) < ns + "0"))
-    words = match_words(query.text)
-    if words:
-        conditions.append(_text_match(session, words))
     return conditions
 
 
@@ -173,10 +190,11 @@ def _creator_match(session: Session, name_key: str) -> ColumnElement[bool]:
 
     SQLite looks every match up by primary key and sorts them all: version rows are wide (signature bundle
     and manifest, ~4.5 KB), so a creator with 5,500 of 10^5 versions cost ~17 ms. For a prolific creator it
-    is cheaper to walk the sort order's index and test each id against the creator's set (``id + 0`` keeps
-    SQLite off the primary key), stopping after one page; for a rare one that walk would pass over the whole
-    catalogue (~9 ms at 10^5), so it keeps the lookup. An indexed count picks between them. PostgreSQL's
-    planner weighs row width itself.
+    is cheaper to walk the sort order's index and test each version with one primary-key probe of
+    ``version_creators`` (a correlated EXISTS: 0.2 ms for a page at 2*10^5 versions, where testing against
+    the materialised set of the creator's ids cost 4 ms and grew with the catalogue); for a rare one that
+    walk would pass over the whole catalogue (~9 ms at 10^5), so it keeps the lookup. An indexed count picks
+    between them. PostgreSQL's planner weighs row width itself.
     """
     creator_rows = select(col(VersionCreator.version_id)).where(col(VersionCreator.name_key) == name_key)
     if session.get_bind().dialect.name != "sqlite":
@@ -185,18 +203,98 @@ def _creator_match(session: Session, name_key: str) -> ColumnElement[bool]:
         creator_rows.limit(SQLITE_CREATOR_SORT_MAX_ROWS + 1).subquery()
     )
     if session.exec(counted).one() > SQLITE_CREATOR_SORT_MAX_ROWS:
-        return (col(Version.id) + 0).in_(creator_rows)
+        return sa.exists().where(
+            col(VersionCreator.version_id) == col(Version.id), col(VersionCreator.name_key) == name_key
+        )
     return col(Version.id).in_(creator_rows)
+
+
+def _newest_text_window(
+    session: Session,
+    stmt: SelectOfScalar[Version],
+    filters: list[ColumnElement[bool]],
+    words: list[str],
+    *,
+    wanted: int,
+) -> list[Version] | None:
+    """The first ``wanted`` versions in newest order that match ``words`` and ``filters``, read from a window
+    of the newest active versions, on SQLite; ``None`` when the window holds too few (run the full query).
+
+    Materialising every match of a common word costs time in proportion to the catalogue (a quarter of
+    10^6 versions match "pixel"). Instead: (1) the ids of the newest ``SQLITE_TEXT_WINDOW`` active versions
+    after the cursor, walking the sort order's index; (2) the full-text matches within their id range only
+    (FTS5 seeks its doclists to a rowid range; versions published together have neighbouring ids); (3) of
+    those, the ones that pass the other filters, in window order. The page is exact: the window is a prefix
+    of the sort order, so no version after it can precede a match inside it. When the window is full and
+    holds fewer than ``wanted`` matches, the query is rare, and the full query has few matches to read.
+    """
+    ids_stmt = stmt.with_only_columns(col(Version.id)).limit(SQLITE_TEXT_WINDOW)
+    window = [int(i) for i in session.execute(ids_stmt).scalars()]
+    if not window:
+        return []
+    expression = _fts5_expression(session, words)
+    if expression is None:
+        return []
+    in_range = sa.select(_FTS.c.rowid).where(
+        _FTS.c[FTS_TABLE].op("MATCH")(expression), _FTS.c.rowid.between(min(window), max(window))
+    )
+    text_hits = {int(i) for i in session.execute(in_range).scalars()}
+    candidates = [i for i in window if i in text_hits]
+    if filters and candidates:
+        passing = sa.select(col(Version.id)).where(col(Version.id).in_(candidates), *filters)
+        kept = {int(i) for i in session.execute(passing).scalars()}
+        candidates = [i for i in candidates if i in kept]
+    hits = candidates[:wanted]
+    if len(hits) < wanted and len(window) == SQLITE_TEXT_WINDOW:
+        return None
+    found = {row.id: row for row in session.exec(select(Version).where(col(Version.id).in_(hits))).all()}
+    return [found[i] for i in hits]
+
+
+def _fts5_expression(session: Session, words: list[str]) -> str | None:
+    """The FTS5 query for ``words`` (all must match, each as a prefix); ``None`` when one prefixes no word.
+
+    Each word becomes the OR of the indexed words it prefixes, read from ``version_fts_terms`` by an index
+    range: FTS5 evaluates a prefix term by reading every match of every word it prefixes first (a quarter
+    of the catalogue for "pixel*", even within a rowid range), while exact terms are read lazily and seek.
+    A word that prefixes more than ``SQLITE_PREFIX_MAX_TERMS`` words ("a") stays a prefix term.
+    """
+    parts = []
+    for word in words:
+        found = session.execute(
+            sa.select(_TERMS.c.term)
+            .where(_TERMS.c.term >= word, _TERMS.c.term < word + _MAX_CHAR)
+            .order_by(_TERMS.c.term)
+            .limit(SQLITE_PREFIX_MAX_TERMS + 1)
+        ).scalars()
+        terms = [str(t) for t in found]
+        if not terms:
+            return None
+        if len(terms) > SQLITE_PREFIX_MAX_TERMS:
+            parts.append(f'"{word}"*')
+        else:
+            parts.append("(" + " OR ".join(f'"{t}"' for t in terms) + ")")
+    return " AND ".join(parts)
 
 
 def _text_match(session: Session, words: list[str]) -> ColumnElement[bool]:
     """Every word as a prefix term; words are letters and digits only, so quoting them is safe."""
     if session.get_bind().dialect.name == "sqlite":
-        expression = " ".join(f'"{w}"*' for w in words)
+        expression = _fts5_expression(session, words)
+        if expression is None:
+            return sa.false()
         matching = sa.select(_FTS.c.rowid).where(_FTS.c[FTS_TABLE].op("MATCH")(expression))
         # "id + 0" keeps SQLite from looking every match up by primary key (a common word matches a quarter
         # of the catalogue, and version rows are wide); it walks the sort order's index instead and tests
         # each id against the match set without reading the row: ~3 ms instead of ~70 ms at 10^5 versions.
+        # A rare word is the opposite case: the walk passes over the whole catalogue (35 ms at 2*10^5 for a
+        # word nothing matches), while looking its few matches up and sorting them is cheap. A count
+        # bounded at SQLITE_TEXT_LOOKUP_MAX_ROWS picks between them.
+        counted = sa.select(sa.func.count()).select_from(
+            matching.limit(SQLITE_TEXT_LOOKUP_MAX_ROWS + 1).subquery()
+        )
+        if int(session.execute(counted).scalar_one()) <= SQLITE_TEXT_LOOKUP_MAX_ROWS:
+            return col(Version.id).in_(matching)
         return (col(Version.id) + 0).in_(matching)
     # PostgreSQL: a tsquery literal, so the words are not re-parsed under the server's locale
     tsquery = sa.cast(sa.literal(" & ".join(f"'{w}':*" for w in words)), TSQUERY)

@@ -15,6 +15,7 @@ from lorareg.registry.db.engine import SQLITE_BUSY_TIMEOUT_MS, Database, open_da
 from lorareg.registry.db.fingerprint_tables import FingerprintBand, FingerprintRow, SimilarityFlag
 from lorareg.registry.db.tables import (
     FTS_TABLE,
+    FTS_TERMS_TABLE,
     POSTGRES_FTS_DDL,
     SQLITE_FTS_DDL,
     Adapter,
@@ -45,6 +46,7 @@ from lorareg.registry.db.webhook_tables import Webhook, WebhookAttempt, WebhookD
 
 __all__ = [
     "FTS_TABLE",
+    "FTS_TERMS_TABLE",
     "POSTGRES_FTS_DDL",
     "SQLITE_BUSY_TIMEOUT_MS",
     "SQLITE_FTS_DDL",

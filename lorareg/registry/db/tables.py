@@ -124,12 +124,14 @@ class Version(SQLModel, table=True):
         UniqueConstraint("name", "version", name="uq_versions_name_version"),
         Index("ix_versions_newest", "published_at", "id"),
         Index("ix_versions_name_order", "name", "semver_key", "id"),
+        # a blob's versions, active first, newest first, as an index range (migration 0009)
+        Index("ix_versions_blob_status", "sha256", "revoked", "yanked", "published_at", "id"),
     )
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(foreign_key="adapters.name", max_length=200)
     version: str = Field(max_length=100)
     semver_key: str = Field(sa_column=Column(String(400), nullable=False))
-    sha256: str = Field(foreign_key="blobs.sha256", index=True, max_length=64)
+    sha256: str = Field(foreign_key="blobs.sha256", max_length=64)  # indexed by ix_versions_blob_status
     manifest: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     bundle: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     signers: list[str] = Field(sa_column=Column(JSON, nullable=False))
@@ -204,8 +206,10 @@ class RegistryKeySet(SQLModel, table=True):
 # The full-text index (see search.py), one table per engine under one name, keyed by versions.id. Versions are
 # immutable, so rows are only ever inserted. Migrations carry their own frozen copy of these statements;
 # these serve ``SQLModel.metadata.create_all`` (scratch databases in tests and benchmarks).
+FTS_TERMS_TABLE = f"{FTS_TABLE}_terms"  # SQLite: every indexed word, to expand query prefixes (0009)
 SQLITE_FTS_DDL = (
     f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5(document, content='', tokenize='unicode61')",
+    f"CREATE TABLE IF NOT EXISTS {FTS_TERMS_TABLE} (term TEXT PRIMARY KEY) WITHOUT ROWID",
 )
 POSTGRES_FTS_DDL = (
     f"CREATE TABLE IF NOT EXISTS {FTS_TABLE} (version_id INTEGER PRIMARY KEY REFERENCES versions (id), "
