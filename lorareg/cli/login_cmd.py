@@ -64,9 +64,9 @@ def login(
     from lorareg.client import credentials, device_login
 
     with device_login.http_client(registry) as http:
-        code = device_login.request_code(http, registry, scope=role)
-        _show(code, open_browser=not no_browser)
-        try:
+        try:  # from the first request on: a Ctrl-C at any point says what happened
+            code = device_login.request_code(http, registry, scope=role)
+            _show(code, open_browser=not no_browser)
             token = device_login.poll_for_token(http, code)
         except KeyboardInterrupt:  # typer turns it into a silent exit 130; say what happened
             error_line("interrupted; no sign-in was stored")
