@@ -195,7 +195,9 @@ def test_ctrl_c_while_waiting_exits_130_without_a_traceback(
     proc, _, _ = start_login(live_server.url)
     proc.send_signal(signal.SIGINT)
     _, err = _finish(proc)
-    assert proc.returncode == 130 and err.splitlines()[-1] == "error: interrupted; no sign-in was stored", repr(err)
+    assert proc.returncode == 130 and err.splitlines()[-1] == "error: interrupted; no sign-in was stored", (
+        repr(err)
+    )
     assert "Traceback" not in err
 
 
